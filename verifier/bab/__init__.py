@@ -1,0 +1,1 @@
+"""bab layer of verifier."""

@@ -1,0 +1,1 @@
+"""bounds layer of verifier."""
