@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Run a VNN-COMP benchmark folder (instances.csv) and compare with expected.csv.
+
+    python bench/run.py ../shared/benchmarks/acasxu [--method auto] [--timeout-scale 1] [--limit N]
+
+Prints one line per instance and a total: unsat / sat / unknown / timeout / error / WRONG, which stage
+decided, total and median wall time. Each model is loaded once (as a batch run would).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+
+
+def read_expected(bench: Path) -> dict[tuple[str, str], str]:
+    path = bench / "expected.csv"
+    if not path.exists():
+        return {}
+    with path.open() as fh:
+        return {(r["onnx"], r["vnnlib"]): r["expected"] for r in csv.DictReader(fh)}
+
+
+def is_wrong(verdict: str, expected: str) -> bool:
+    """Only a decided verdict that contradicts a decided consensus is wrong."""
+    return {verdict, expected} == {"sat", "unsat"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench", help=f"benchmark folder or name under {DEFAULT_ROOT}")
+    ap.add_argument("--method", default="auto", choices=["auto", "ibp", "crown"])
+    ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply each instance's timeout")
+    ap.add_argument("--limit", type=int, default=None, help="run only the first N instances")
+    ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    bench = Path(args.bench)
+    if not bench.exists():
+        bench = DEFAULT_ROOT / args.bench
+    import torch
+
+    from verifier.api import verify
+    from verifier.model.loader import load_model
+
+    torch.set_num_threads(args.threads)
+    expected = read_expected(bench)
+    with (bench / "instances.csv").open() as fh:
+        rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
+    rows = rows[: args.limit] if args.limit else rows
+    models: dict[str, object] = {}
+    tally: Counter[str] = Counter()
+    deciders: Counter[str] = Counter()
+    walls: list[float] = []
+    for onnx_rel, spec_rel, timeout in rows:
+        t0 = time.monotonic()
+        if onnx_rel not in models:
+            models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
+        res = verify(models[onnx_rel], str(bench / spec_rel), timeout=float(timeout) * args.timeout_scale,
+                     method=args.method, device=args.device)
+        wall = time.monotonic() - t0
+        walls.append(wall)
+        exp = expected.get((onnx_rel, spec_rel), "?")
+        wrong = is_wrong(res.verdict, exp)
+        tally["WRONG" if wrong else res.verdict] += 1
+        if res.method:
+            deciders[res.method] += 1
+        flag = "  <-- WRONG" if wrong else ""
+        msg = f" ({res.message})" if res.verdict == "error" else ""
+        print(f"{onnx_rel:40s} {spec_rel:32s} {res.verdict:8s} {res.method or '-':6s} exp={exp:8s} "
+              f"{wall:7.2f}s{flag}{msg}", flush=True)
+    print("-" * 100)
+    counts = " ".join(f"{k}={tally[k]}" for k in ("unsat", "sat", "unknown", "timeout", "error", "WRONG"))
+    print(f"instances={len(rows)} {counts}")
+    print("decided by: " + (" ".join(f"{k}={v}" for k, v in sorted(deciders.items())) or "-"))
+    if walls:
+        print(f"wall: total {sum(walls):.1f}s median {statistics.median(walls):.3f}s")
+    return 1 if tally["WRONG"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""`python cli.py …` at the repository root does what the installed `verifier` command does."""
+from verifier.cli import main
+
+if __name__ == "__main__":
+    main()

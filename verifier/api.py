@@ -1,0 +1,242 @@
+"""The Python API: `verify(model, spec, **options) -> Result`, and `compute_bounds` for the `bounds` command.
+
+Flow per spec: load → (per property) quick PGD attack, replayed on onnxruntime → IBP → CROWN.
+What no bound rules out and no attack hits is `unknown` (branch-and-bound comes later).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from verifier.config import VerifyOptions
+from verifier.errors import InputError, VerifierError
+from verifier.result import (
+    ERROR, EXIT_BAD_INPUT, EXIT_INTERNAL, SAT, TIMEOUT, UNKNOWN, UNSAT, Counterexample, PropertyOutcome, Result,
+)
+
+
+class _Deadline:
+    def __init__(self, timeout: float, start: float) -> None:
+        self.at = start + timeout
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A loaded model and spec, checked against each other, with the graph on the chosen device."""
+
+    model: Any  # verifier.model.loader.Model
+    spec: Any  # verifier.spec.spec.Spec
+    graph: Any  # verifier.model.graph.Graph on `device` in `dtype`
+    device: Any
+    dtype: Any
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: torch sees no CUDA device")
+    return name
+
+
+def load_problem(model: Any, spec: Any, options: VerifyOptions) -> Problem:
+    """Parse/load both inputs, check they fit together and that our graph matches onnxruntime in the box."""
+    import torch
+
+    from verifier.model.check import verify_equivalence
+    from verifier.model.loader import Model, load_model
+    from verifier.spec.spec import Spec
+    from verifier.spec.vnnlib import parse_vnnlib
+
+    spec_obj = spec if isinstance(spec, Spec) else parse_vnnlib(spec)
+    model_obj = model if isinstance(model, Model) else load_model(model, check=False, cache=options.cache)
+    graph = model_obj.graph
+    if spec_obj.n_inputs != graph.n_inputs or spec_obj.n_outputs != graph.n_outputs:
+        raise InputError(
+            f"{spec_obj.source or 'spec'} declares {spec_obj.n_inputs} inputs / {spec_obj.n_outputs} outputs but "
+            f"{model_obj.path} has {graph.n_inputs} / {graph.n_outputs}"
+        )
+    if options.check_model:
+        first = spec_obj.properties[0]
+        verify_equivalence(model_obj, lower=first.lower, upper=first.upper, seed=options.seed)
+    device = resolve_device(options.device)
+    dtype = getattr(torch, options.dtype)
+    return Problem(model_obj, spec_obj, graph.to(device, dtype), device, dtype)
+
+
+def _tensors(prop: Any, problem: Problem):  # type: ignore[no-untyped-def]
+    import torch
+
+    kw = {"device": problem.device, "dtype": problem.dtype}
+    lower, upper = torch.as_tensor(prop.lower, **kw), torch.as_tensor(prop.upper, **kw)
+    clauses = [(torch.as_tensor(c.C, **kw), torch.as_tensor(c.d, **kw)) for c in prop.clauses]
+    return lower, upper, clauses
+
+
+def find_counterexample(problem: Problem, index: int, options: VerifyOptions, deadline: _Deadline) -> Counterexample | None:
+    """PGD on property `index`; the first candidate that replays on onnxruntime is returned."""
+    from verifier.attack.pgd import pgd_attack
+    from verifier.attack.replay import OrtRunner, snap_into_box
+
+    prop = problem.spec.properties[index]
+    lower, upper, clauses = _tensors(prop, problem)
+    attack = replace(options.attack, seed=options.seed + index)
+    candidates = pgd_attack(problem.graph, lower, upper, clauses, attack, deadline=deadline.at)
+    runner = OrtRunner(problem.model.path, tuple(problem.model.onnx_input_shape))
+    for cand in candidates:
+        if cand.objective > 1e-4:  # nowhere near a violation: not worth a replay
+            continue
+        x = snap_into_box(cand.x.detach().cpu().double().numpy(), prop.lower, prop.upper)
+        y = runner(x)
+        if prop.clauses[cand.clause_index].holds(y):
+            return Counterexample(tuple(float(v) for v in x), tuple(float(v) for v in y), index, cand.clause_index)
+    return None
+
+
+@dataclass(frozen=True)
+class ObjectiveBounds:
+    """Bounds on every row of C·y + d (rows of all clauses stacked) and on the raw outputs."""
+
+    lb: np.ndarray
+    ub: np.ndarray
+    method: str  # which method gave the final lb (ibp, crown)
+    row_clause: np.ndarray  # clause index of each row
+
+
+def bound_property(problem: Problem, index: int, method: str, deadline: _Deadline) -> ObjectiveBounds:
+    """Bounds of every row C·y + d of property `index` (all clauses' rows stacked)."""
+    prop = problem.spec.properties[index]
+    lower, upper, _ = _tensors(prop, problem)
+    n_out = problem.graph.n_outputs
+    C = np.concatenate([c.C for c in prop.clauses]) if prop.clauses else np.zeros((0, n_out))
+    d = np.concatenate([c.d for c in prop.clauses]) if prop.clauses else np.zeros(0)
+    row_clause = np.concatenate([np.full(len(c.d), j) for j, c in enumerate(prop.clauses)]).astype(int) \
+        if prop.clauses else np.zeros(0, int)
+    lb, ub, used = bound_rows(problem, lower, upper, C, d, method, deadline, row_clause, len(prop.clauses))
+    return ObjectiveBounds(lb + d, ub + d, used, row_clause)
+
+
+def bound_rows(problem: Problem, lower: Any, upper: Any, C: np.ndarray, d: np.ndarray, method: str,
+               deadline: _Deadline, row_clause: np.ndarray | None = None, n_clauses: int = 0):  # type: ignore[no-untyped-def]
+    """Lower/upper bounds of C·y over the box: IBP, then CROWN where asked for or (auto) still needed.
+
+    Per row the better of the two is kept (both are sound). Returns (lb, ub, deciding method).
+    """
+    import torch
+
+    from verifier.bounds.crown import crown
+    from verifier.bounds.ibp import ibp_objective
+
+    Ct = torch.as_tensor(C, device=problem.device, dtype=problem.dtype)[None]
+    grouping = row_clause if row_clause is not None else np.arange(len(d))
+    groups = n_clauses if row_clause is not None else len(d)
+    with torch.no_grad():
+        lb, ub = (t[0].cpu().double().numpy() for t in ibp_objective(problem.graph, lower[None], upper[None], Ct))
+        used = "ibp"
+        if method == "crown" or (method == "auto" and _margin(lb + d, grouping, groups) <= 0):
+            if not deadline.passed():
+                res = crown(problem.graph, lower[None], upper[None], Ct)
+                clb, cub = res.lb[0].cpu().double().numpy(), res.ub[0].cpu().double().numpy()
+                if _margin(np.maximum(lb, clb) + d, grouping, groups) > _margin(lb + d, grouping, groups) \
+                        or method == "crown":
+                    used = "crown"
+                lb, ub = np.maximum(lb, clb), np.minimum(ub, cub)
+    return lb, ub, used
+
+
+def _margin(row_lb: np.ndarray, row_clause: np.ndarray, n_clauses: int) -> float:
+    """min over clauses of max over its rows of the lower bound: > 0 proves no clause can hold."""
+    if n_clauses == 0:
+        return -np.inf
+    per_clause = [row_lb[row_clause == j].max() if np.any(row_clause == j) else -np.inf for j in range(n_clauses)]
+    return float(min(per_clause))
+
+
+def make_options(**options: Any) -> VerifyOptions:
+    """VerifyOptions from keywords, with a clear error for a misspelt one."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(VerifyOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return VerifyOptions(**options)
+
+
+def compute_bounds(model: Any, spec: Any, **options: Any) -> list[dict[str, Any]]:
+    """Bounds of every spec objective row (C·y + d) and of every output, per property (the `bounds` command)."""
+    opts = make_options(**options)
+    deadline = _Deadline(opts.timeout, time.monotonic())
+    problem = load_problem(model, spec, opts)
+    out = []
+    for i in range(len(problem.spec.properties)):
+        rows = bound_property(problem, i, opts.method, deadline)
+        lower, upper, _ = _tensors(problem.spec.properties[i], problem)
+        eye = np.eye(problem.graph.n_outputs)
+        out_lb, out_ub, _ = bound_rows(problem, lower, upper, eye, np.zeros(len(eye)), opts.method, deadline)
+        out.append({
+            "property": i,
+            "objective_lower": rows.lb.tolist(), "objective_upper": rows.ub.tolist(),
+            "objective_clause": rows.row_clause.tolist(),
+            "output_lower": out_lb.tolist(), "output_upper": out_ub.tolist(),
+            "method": rows.method,
+        })
+    return out
+
+
+def verify(model: Any, spec: Any, **options: Any) -> Result:
+    """Verify `spec` on `model`; both may be paths or loaded objects. Never raises for bad input: see Result."""
+    start = time.monotonic()
+    times: dict[str, float] = {}
+    names = (str(getattr(model, "path", model)), str(getattr(spec, "source", spec)))
+    try:
+        opts = options.pop("options", None) or make_options(**options)
+        deadline = _Deadline(opts.timeout, start)
+        problem = load_problem(model, spec, opts)
+        times["load"] = time.monotonic() - start
+        result = _solve(problem, opts, deadline, times)
+    except VerifierError as err:
+        code = EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_INTERNAL
+        result = Result(ERROR, message=str(err), exit_code_override=code)
+    times["total"] = time.monotonic() - start
+    return replace(result, times=times, model=names[0], spec=names[1])
+
+
+def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float]) -> Result:
+    n = len(problem.spec.properties)
+    t = time.monotonic()
+    for i in range(n):
+        if deadline.passed():
+            break
+        cex = find_counterexample(problem, i, opts, deadline)
+        if cex is not None:
+            times["attack"] = time.monotonic() - t
+            return Result(SAT, method="pgd", counterexample=cex,
+                          properties=(PropertyOutcome(i, SAT, "pgd", None),))
+    times["attack"] = time.monotonic() - t
+    t = time.monotonic()
+    outcomes = []
+    for i in range(n):
+        if deadline.passed():
+            break
+        bounds = bound_property(problem, i, opts.method, deadline)
+        margin = _margin(bounds.lb, bounds.row_clause, len(problem.spec.properties[i].clauses))
+        proven = margin > 0
+        outcomes.append(PropertyOutcome(i, UNSAT if proven else UNKNOWN, bounds.method if proven else None, margin))
+    times["bounds"] = time.monotonic() - t
+    margin = min((o.margin for o in outcomes), default=None)
+    if len(outcomes) < n:
+        return Result(TIMEOUT, margin=margin, properties=tuple(outcomes), message="timeout before every property was bounded")
+    if all(o.verdict == UNSAT for o in outcomes):
+        method = "crown" if any(o.method == "crown" for o in outcomes) else "ibp"
+        return Result(UNSAT, method=method, margin=margin, properties=tuple(outcomes))
+    return Result(UNKNOWN, margin=margin, properties=tuple(outcomes),
+                  message="no bound proves the property and no attack found a counterexample")

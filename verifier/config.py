@@ -1,0 +1,33 @@
+"""Configuration as frozen dataclasses: one object per run, passed down, never global."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from verifier.attack.pgd import AttackConfig
+
+METHODS = ("auto", "ibp", "crown")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    method: str = "auto"  # ibp | crown | auto (IBP, then CROWN on the rows IBP leaves open)
+    timeout: float = 300.0  # seconds for the whole call, loading included
+    device: str = "auto"  # auto picks cuda when torch sees a GPU
+    dtype: str = "float32"
+    seed: int = 0
+    check_model: bool = True  # compare our graph with onnxruntime inside the spec box first
+    cache: bool = True  # reuse converted graphs keyed by the model's sha256
+    attack: AttackConfig = field(default_factory=AttackConfig)
+
+    def __post_init__(self) -> None:
+        from verifier.errors import InputError
+
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.device not in DEVICES:
+            raise InputError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.dtype not in ("float32", "float64"):
+            raise InputError(f"unknown dtype {self.dtype!r}; choose float32 or float64")
+        if not self.timeout > 0:
+            raise InputError(f"timeout must be positive, got {self.timeout}")
