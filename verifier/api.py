@@ -95,6 +95,8 @@ def find_counterexample(problem: Problem, index: int, options: VerifyOptions, de
         if cand.objective > 1e-4:  # nowhere near a violation: not worth a replay
             continue
         x = snap_into_box(cand.x.detach().cpu().double().numpy(), prop.lower, prop.upper)
+        if np.any(x < prop.lower) or np.any(x > prop.upper):
+            continue  # no float32 point there (box narrower than float32 spacing)
         y = runner(x)
         if prop.clauses[cand.clause_index].holds(y):
             return Counterexample(tuple(float(v) for v in x), tuple(float(v) for v in y), index, cand.clause_index)

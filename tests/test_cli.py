@@ -1,0 +1,132 @@
+"""CLI tests through click's CliRunner: every exit code, the JSON schema, the VNN-COMP result file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from verifier import __version__
+from verifier.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = str(ROOT / "models" / "toy_mlp.onnx")
+ROBUST = str(ROOT / "specs" / "toy_robust.vnnlib")
+FALSIFIABLE = str(ROOT / "specs" / "toy_falsifiable.vnnlib")
+ACAS = str(ROOT / "models" / "acasxu_1_1.onnx")
+ACAS_PROP1 = str(ROOT / "specs" / "acasxu_prop_1.vnnlib")
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("VERIFIER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "graph-cache"))
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_version_and_help():
+    assert __version__ in invoke("--version").output
+    out = invoke("--help").output
+    for command in ("verify", "bounds"):
+        line = next(l for l in out.splitlines() if l.strip().startswith(command))
+        assert "..." not in line  # one complete line per command
+
+
+def test_verify_unsat_exit_0_and_json_schema():
+    res = invoke("verify", TOY, ROBUST, "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["schema"] == "verifier.result/1"
+    assert doc["verdict"] == "unsat" and doc["exit_code"] == 0
+    assert doc["method"] in ("ibp", "crown") and doc["margin"] > 0
+    assert doc["counterexample"] is None
+    assert set(doc["times"]) >= {"load", "attack", "bounds", "total"}
+    assert doc["properties"][0]["verdict"] == "unsat"
+
+
+def test_verify_sat_exit_1_writes_replayable_result_file(tmp_path):
+    out = tmp_path / "result.txt"
+    res = invoke("verify", TOY, FALSIFIABLE, "--results-file", str(out), "--json")
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.output)
+    assert doc["verdict"] == "sat" and doc["method"] == "pgd"
+    text = out.read_text()
+    assert text.startswith("sat\n((X_0 ")
+    assert "(Y_2 " in text
+    # the written x lies in the box and, on onnxruntime, violates the property
+    import numpy as np
+    import onnxruntime as ort
+
+    from verifier.spec.vnnlib import parse_vnnlib
+
+    spec = parse_vnnlib(FALSIFIABLE)
+    x = np.array(doc["counterexample"]["x"], dtype=np.float32)
+    prop = spec.properties[0]
+    assert np.all(x >= prop.lower) and np.all(x <= prop.upper)
+    sess = ort.InferenceSession(TOY, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": x[None]})[0].reshape(-1)
+    assert prop.violated_by(y)
+
+
+def test_verify_unknown_exit_2():
+    res = invoke("verify", ACAS, ACAS_PROP1, "--method", "ibp", "--json")
+    assert res.exit_code == 2, res.output
+    assert json.loads(res.output)["verdict"] == "unknown"
+
+
+def test_panel_output_for_people():
+    res = invoke("verify", TOY, ROBUST)
+    assert res.exit_code == 0
+    assert "unsat" in res.output and "margin" in res.output
+
+
+def test_missing_file_exit_3_one_line(tmp_path):
+    res = CliRunner().invoke(main, ["verify", str(tmp_path / "nope.onnx"), ROBUST])
+    assert res.exit_code == 3
+    assert "Traceback" not in res.output
+    assert "nope.onnx" in res.output
+
+
+def test_malformed_spec_exit_3_names_line(tmp_path):
+    bad = tmp_path / "bad.vnnlib"
+    bad.write_text("(declare-const X_0 Real)\n(assert (<= X_0 1.0)\n")
+    res = invoke("verify", TOY, str(bad))
+    assert res.exit_code == 3
+    assert "bad.vnnlib" in res.output and "Traceback" not in res.output
+
+
+def test_spec_model_mismatch_exit_3():
+    res = invoke("verify", TOY, ACAS_PROP1)
+    assert res.exit_code == 3
+    assert "inputs" in res.output
+
+
+def test_bad_option_is_bad_input_exit_3():
+    res = invoke("verify", TOY, ROBUST, "--method", "magic")
+    assert res.exit_code == 3
+
+
+def test_internal_error_exit_4(monkeypatch):
+    import verifier.api
+
+    def boom(*a, **k):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(verifier.api, "verify", boom)
+    res = invoke("verify", TOY, ROBUST)
+    assert res.exit_code == 4
+    assert "kaboom" in res.output and "Traceback" not in res.output
+
+
+def test_bounds_command_json_is_consistent():
+    res = invoke("bounds", TOY, ROBUST, "--json", "--method", "crown")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["schema"] == "verifier.bounds/1"
+    prop = doc["properties"][0]
+    assert len(prop["output_lower"]) == 3
+    assert all(lo <= hi for lo, hi in zip(prop["output_lower"], prop["output_upper"]))
+    assert all(lo <= hi for lo, hi in zip(prop["objective_lower"], prop["objective_upper"]))
