@@ -1,0 +1,126 @@
+"""Every way loading can fail gives one line: 'PATH: what is wrong'."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from onnx import helper
+
+from tests.model.onnx_builders import init, rand, save
+from verifier.errors import ModelError, UnsupportedModelError
+from verifier.model import loader, onnx_file
+from verifier.model.check import check_against_onnxruntime, verify_equivalence
+from verifier.model.loader import load_model
+
+
+def _fails(path: Path, error: type = ModelError) -> str:
+    with pytest.raises(error) as info:
+        load_model(path, cache=False)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg
+    return msg
+
+
+def _gemm(path: Path, inputs=(("x", [1, 3]),), outputs=(("y", [1, 2]),), extra=()) -> Path:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1), *extra]
+    return save(path, nodes, inputs, outputs, [init("W", rand(2, 3))])
+
+
+def test_unsupported_ops_are_listed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["a"], name="conv1"),
+        helper.make_node("Sigmoid", ["a"], ["b"], name="sig"),
+        helper.make_node("Conv", ["b", "k"], ["c"], name="conv2"),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    path = save(tmp_path / "model.onnx", nodes, [("x", [1, 1, 5, 5])], [("y", [1, 1, 1, 1])],
+                [init("k", rand(1, 1, 3, 3))])
+    monkeypatch.setattr(loader, "to_fx", _not_reached)  # the scan comes before any conversion work
+    monkeypatch.setattr(onnx_file, "upgrade", _not_reached)
+    msg = _fails(path, UnsupportedModelError)
+    assert msg == f"{path}: unsupported ONNX ops: Conv (nodes: conv1, conv2); Sigmoid (nodes: sig)"
+
+
+def _not_reached(*args, **kwargs):
+    raise AssertionError("conversion started before the unsupported-op scan")
+
+
+def test_unnamed_unsupported_nodes_are_named_by_position(tmp_path: Path) -> None:
+    names = ["x"] + [f"h{i}" for i in range(6)] + ["y"]
+    nodes = [helper.make_node("Relu", [names[0]], [names[1]])]
+    nodes += [helper.make_node("Sigmoid", [a], [b]) for a, b in zip(names[1:], names[2:])]
+    msg = _fails(save(tmp_path / "m.onnx", nodes, [("x", [1, 3])], [("y", [1, 3])]), UnsupportedModelError)
+    assert msg.endswith("unsupported ONNX ops: Sigmoid (nodes: Sigmoid#1, Sigmoid#2, Sigmoid#3, Sigmoid#4, "
+                        "Sigmoid#5, +1 more)")
+
+
+@pytest.mark.parametrize("node,n_in,n_out,reason", [
+    (helper.make_node("Div", ["c", "x"], ["y"], name="n"), 3, [1, 3], "not affine"),
+    (helper.make_node("Add", ["x", "x"], ["y"], name="n"), 3, [1, 3], "both operands"),
+    (helper.make_node("Div", ["x", "z"], ["y"], name="n"), 3, [1, 3], "zeros"),
+    (helper.make_node("Gemm", ["x", "W"], ["y"], name="n", transA=1), 1, [1, 3], "transA=1"),
+    (helper.make_node("Gemm", ["x", "W"], ["y"], name="n", transA=1), 3, [3, 3], "batch dimension"),
+])
+def test_non_affine_patterns_name_the_node(tmp_path: Path, node, n_in: int, n_out: list, reason: str) -> None:
+    """transA=1 moves the batch dimension: caught by name, or by the batch-dimension check when shapes show it."""
+    inits = [init("c", rand(1, 3)), init("W", rand(1, 3)), init("z", np.zeros(3, np.float32))]
+    msg = _fails(save(tmp_path / "m.onnx", [node], [("x", [1, n_in])], [("y", n_out)], inits), UnsupportedModelError)
+    assert "node n (" in msg and reason in msg
+
+
+def test_matmul_on_a_matrix_per_sample_is_unsupported(tmp_path: Path) -> None:
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")]
+    path = save(tmp_path / "m.onnx", nodes, [("x", [1, 2, 3])], [("y", [1, 2, 4])], [init("W", rand(3, 4))])
+    assert "node mm (MatMul)" in _fails(path, UnsupportedModelError)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert _fails(tmp_path / "nope.onnx").endswith("no such file")
+
+
+def test_directory(tmp_path: Path) -> None:
+    assert "directory" in _fails(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx file\n" * 3, bytes(range(256))])
+def test_not_onnx(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(content)
+    assert "not an ONNX file" in _fails(path)
+
+
+def test_two_inputs(tmp_path: Path) -> None:
+    add = helper.make_node("Add", ["y0", "x2"], ["y1"], name="add")
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["y0"], name="fc", transB=1), add]
+    path = save(tmp_path / "m.onnx", nodes, [("x", [1, 3]), ("x2", [1, 2])], [("y1", [1, 2])], [init("W", rand(2, 3))])
+    assert "expected one input, found 2 (x, x2)" in _fails(path)
+
+
+def test_two_outputs(tmp_path: Path) -> None:
+    path = _gemm(tmp_path / "m.onnx", outputs=(("y", [1, 2]), ("z", [1, 2])),
+                 extra=[helper.make_node("Relu", ["y"], ["z"], name="r")])
+    assert "expected one output, found 2" in _fails(path)
+
+
+@pytest.mark.parametrize("shape,reason", [([3], "batch dimension and at least one more"),
+                                          ([4, 3], "batch dimension 4"),
+                                          ([1, "k"], "only the batch dimension may be symbolic")])
+def test_bad_input_shapes(tmp_path: Path, shape: list, reason: str) -> None:
+    path = _gemm(tmp_path / "m.onnx", inputs=(("x", shape),), outputs=(("y", [1, 2]),))
+    assert reason in _fails(path)
+
+
+def test_disagreement_with_onnxruntime_is_reported(tmp_path: Path) -> None:
+    model = load_model(_gemm(tmp_path / "m.onnx"), cache=False)
+    lin = model.graph.nodes[1]
+    bad = replace(lin, params={**lin.params, "b": lin.params["b"] + 0.5})
+    broken = replace(model, graph=replace(model.graph, nodes=(model.graph.nodes[0], bad)))
+    with pytest.raises(ModelError, match=r"max abs difference 0\.5"):
+        verify_equivalence(broken)
+    assert check_against_onnxruntime(model, np.zeros((3, 3))) < 1e-6
+    with pytest.raises(ValueError):
+        check_against_onnxruntime(model, np.zeros((3, 4)))
+    assert torch.is_tensor(lin.params["W"])
