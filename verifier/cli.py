@@ -103,7 +103,9 @@ def verify(model: str, spec: str, timeout: float, method: str, device: str, thre
                           check_model=not no_check)
 
     result = _guarded(run)
-    if results_file:
+    if result.verdict == "error" and not as_json:
+        _fail(result.exit_code, result.message)
+    if results_file and result.verdict != "error":
         from verifier.report.vnncomp import write_result_file
 
         _guarded(lambda: write_result_file(results_file, result))
