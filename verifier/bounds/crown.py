@@ -1,0 +1,143 @@
+"""CROWN: backward linear bound propagation with per-neuron linear relaxations.
+
+Intermediate (pre-activation) bounds are computed layer by layer by CROWN itself, each intersected
+with the IBP box obtained from the already-tightened boxes of its inputs; the objective C @ y is then
+bounded by one backward pass to the input box. Lower slopes of relus can be injected (`alphas`),
+and the whole computation is differentiable in them, which is what alpha-CROWN optimises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+import torch
+
+from verifier.bounds.backward import bound_rows, lower_rows, rule_for
+from verifier.bounds.box import Box, best_of, input_box, objective_matrix, on_device_of
+from verifier.bounds.ibp import ibp_objective, propagate_intervals
+from verifier.model.graph import Graph, Node
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class CrownResult:
+    lb: Tensor  # (B, k) lower bounds of C @ y
+    ub: Tensor  # (B, k) upper bounds of C @ y; +inf when not asked for
+    intermediate: Mapping[str, Box]  # the bounds used on every input of a non-affine node (relu)
+
+
+def crown(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None, *,
+          intermediate: Optional[Mapping[str, Box]] = None,
+          alphas: Optional[Mapping[str, Tensor]] = None, need_upper: bool = True) -> CrownResult:
+    """CROWN bounds of C @ f(x) over the box [lower, upper].
+
+    lower/upper: (B, *input_shape) or (B, n_inputs); their dtype/device are used throughout.
+    C: (k, n_outputs) shared by the batch, or (B, k, n_outputs); None = identity over outputs.
+    intermediate: boxes (B, *node.shape) to use as they are for the named nodes (e.g. tightened by
+        branch and bound); the others are computed. The input's box always comes from lower/upper.
+    alphas: per relu node name, the lower slope of its unstable neurons (clamped to [0, 1]) for the
+        objective pass, broadcastable to (B, R, *node.shape) with R = 2k rows (the k lower-bound
+        rows, then the k upper-bound rows) when need_upper, else R = k. Missing: CROWN's adaptive
+        choice. Intermediate bounds always use the adaptive choice.
+    """
+    graph, boxes, C = _prepare(graph, lower, upper, C, intermediate, alphas)
+    lb, ub = bound_rows(graph, graph.output_name, C, boxes, {graph.input_name}, alphas, need_upper)
+    return CrownResult(lb=lb, ub=ub, intermediate={n: boxes[n] for n in relaxed_inputs(graph)})
+
+
+def crown_with_input_coefficients(graph: Graph, lower: Tensor, upper: Tensor,
+                                  C: Optional[Tensor] = None, *,
+                                  intermediate: Optional[Mapping[str, Box]] = None,
+                                  alphas: Optional[Mapping[str, Tensor]] = None) -> tuple[Tensor, Tensor]:
+    """CROWN lower bounds lb (B, k) of C @ f(x) with the coefficients A (B, k, n_inputs) of the linear
+    lower bound behind them (on the flattened input): C @ f(x) >= A x + lb - min_box(A x) on the box.
+
+    Input-split branch and bound ranks the dims to split by |A| x width. Arguments as for `crown`
+    with need_upper=False (so alphas cover k rows).
+    """
+    graph, boxes, C = _prepare(graph, lower, upper, C, intermediate, alphas)
+    lb, reached = lower_rows(graph, graph.output_name, C, boxes, {graph.input_name}, alphas)
+    A = reached.get(graph.input_name)
+    if A is None:  # an output that does not depend on the input
+        return lb, lb.new_zeros(lb.shape + (graph.n_inputs,))
+    return lb, A.flatten(2).expand(lb.shape[0], -1, -1)
+
+
+def _prepare(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor],
+             intermediate: Optional[Mapping[str, Box]], alphas: Optional[Mapping[str, Tensor]],
+             ) -> tuple[Graph, dict[str, Box], Tensor]:
+    """The graph on the box's device/dtype, every node's box and the objective matrix."""
+    graph = on_device_of(graph, lower)
+    relaxed = {n.name for n in graph.nodes if n.op != "input" and not rule_for(n).affine}
+    unknown = set(alphas or {}) - relaxed
+    if unknown:
+        raise ValueError(f"alphas given for {sorted(unknown)}, which are not relaxed (non-affine) nodes")
+    box = input_box(graph, lower, upper)
+    return graph, _boxes_with_intermediate(graph, box, intermediate or {}), objective_matrix(graph, C, box[0])
+
+
+def crown_objective(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None) -> Box:
+    """Per row, the tighter of the CROWN and the IBP bounds of C @ f(x): (lb, ub), each (B, k)."""
+    result = crown(graph, lower, upper, C)
+    return best_of((result.lb, result.ub), ibp_objective(graph, lower, upper, C))
+
+
+def relaxed_inputs(graph: Graph) -> dict[str, list[Node]]:
+    """The nodes whose boxes the relaxations depend on (inputs of non-affine nodes), in topological
+    order, each with its non-affine consumers."""
+    consumers: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        if node.op != "input" and not rule_for(node).affine:
+            for name in node.inputs:
+                consumers.setdefault(name, []).append(node)
+    return {n.name: consumers[n.name] for n in graph.nodes if n.name in consumers}
+
+
+def _boxes_with_intermediate(graph: Graph, box: Box, given: Mapping[str, Box]) -> dict[str, Box]:
+    """Every node's box, given boxes taken as they are, inputs of relaxations tightened by CROWN."""
+    relaxed = relaxed_inputs(graph)
+
+    def refine(node: Node, ibp_box: Box, boxes: dict[str, Box]) -> Box:
+        if node.name in given:
+            return given[node.name]
+        if node.name not in relaxed:
+            return ibp_box
+        return _tighten(graph, node, ibp_box, boxes, relaxed[node.name])
+
+    return propagate_intervals(graph, box, refine)
+
+
+def _tighten(graph: Graph, node: Node, ibp_box: Box, boxes: Mapping[str, Box],
+             consumers: list[Node]) -> Box:
+    """Intersect ibp_box with CROWN bounds on the neurons whose bounds the consumers' relaxations
+    depend on (e.g. unstable relu inputs). The backward pass covers the union of those neurons over
+    the batch, but each box only takes them where it needs them, so batching never changes a bound."""
+    loose = _loose_mask(ibp_box, consumers).flatten(1)  # (B, n)
+    rows = loose.any(0).nonzero().flatten()
+    if rows.numel() == 0:
+        return ibp_box
+    lower, upper = (b.flatten(1) for b in ibp_box)
+    eye = torch.eye(lower.shape[1], dtype=lower.dtype, device=lower.device)[rows]
+    lb, ub = bound_rows(graph, node.name, eye.reshape((1, rows.numel()) + node.shape), boxes,
+                        {graph.input_name})
+    take = loose[:, rows]
+    lower = _tighten_columns(lower, rows, take, lb, torch.maximum)
+    upper = _tighten_columns(upper, rows, take, ub, torch.minimum)
+    return lower.reshape(ibp_box[0].shape), upper.reshape(ibp_box[1].shape)
+
+
+def _tighten_columns(flat: Tensor, rows: Tensor, take: Tensor, new: Tensor,
+                     pick: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """flat (B, n) with pick(old, new) in columns `rows` where `take`; out of place (autograd-safe)."""
+    old = flat[:, rows]
+    return flat.index_copy(1, rows, torch.where(take, pick(old, new), old))
+
+
+def _loose_mask(box: Box, consumers: list[Node]) -> Tensor:
+    """(B, *s) mask of the neurons on which some consumer's relaxation is not known to be exact."""
+    mask = torch.zeros_like(box[0], dtype=torch.bool)
+    for consumer in consumers:
+        exact_where = rule_for(consumer).exact_where
+        mask = mask | (torch.ones_like(mask) if exact_where is None else ~exact_where(*box))
+    return mask
