@@ -72,9 +72,16 @@ def test_verify_sat_exit_1_writes_replayable_result_file(tmp_path):
 
 
 def test_verify_unknown_exit_2():
-    res = invoke("verify", ACAS, ACAS_PROP1, "--method", "ibp", "--json")
+    res = invoke("verify", ACAS, ACAS_PROP1, "--method", "ibp", "--bab", "none", "--json")
     assert res.exit_code == 2, res.output
     assert json.loads(res.output)["verdict"] == "unknown"
+
+
+def test_verify_unsat_by_input_split_bab():
+    res = invoke("verify", ACAS, ACAS_PROP1, "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["verdict"] == "unsat" and doc["method"] == "bab" and doc["margin"] > 0
 
 
 def test_panel_output_for_people():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,13 @@ class Problem:
     graph: Any  # verifier.model.graph.Graph on `device` in `dtype`
     device: Any
     dtype: Any
+
+    @cached_property
+    def runner(self) -> Any:
+        """onnxruntime on the original file: the reference every counterexample is replayed on."""
+        from verifier.attack.replay import OrtRunner
+
+        return OrtRunner(str(self.model.path), tuple(self.model.onnx_input_shape))
 
 
 def resolve_device(name: str) -> str:
@@ -81,25 +89,32 @@ def _tensors(prop: Any, problem: Problem):  # type: ignore[no-untyped-def]
     return lower, upper, clauses
 
 
+def replay(problem: Problem, index: int, clause_index: int, x: Any) -> Counterexample | None:
+    """The counterexample, if x (snapped to float32 inside the box) meets the clause on onnxruntime."""
+    from verifier.attack.replay import snap_into_box
+
+    prop = problem.spec.properties[index]
+    x32 = snap_into_box(x.detach().cpu().double().numpy().reshape(-1), prop.lower, prop.upper)
+    if np.any(x32 < prop.lower) or np.any(x32 > prop.upper):
+        return None  # no float32 point there (box narrower than float32 spacing)
+    y = problem.runner(x32)
+    if not prop.clauses[clause_index].holds(y):
+        return None
+    return Counterexample(tuple(float(v) for v in x32), tuple(float(v) for v in y), index, clause_index)
+
+
 def find_counterexample(problem: Problem, index: int, options: VerifyOptions, deadline: _Deadline) -> Counterexample | None:
     """PGD on property `index`; the first candidate that replays on onnxruntime is returned."""
     from verifier.attack.pgd import pgd_attack
-    from verifier.attack.replay import OrtRunner, snap_into_box
 
-    prop = problem.spec.properties[index]
-    lower, upper, clauses = _tensors(prop, problem)
+    lower, upper, clauses = _tensors(problem.spec.properties[index], problem)
     attack = replace(options.attack, seed=options.seed + index)
-    candidates = pgd_attack(problem.graph, lower, upper, clauses, attack, deadline=deadline.at)
-    runner = OrtRunner(problem.model.path, tuple(problem.model.onnx_input_shape))
-    for cand in candidates:
+    for cand in pgd_attack(problem.graph, lower, upper, clauses, attack, deadline=deadline.at):
         if cand.objective > 1e-4:  # nowhere near a violation: not worth a replay
             continue
-        x = snap_into_box(cand.x.detach().cpu().double().numpy(), prop.lower, prop.upper)
-        if np.any(x < prop.lower) or np.any(x > prop.upper):
-            continue  # no float32 point there (box narrower than float32 spacing)
-        y = runner(x)
-        if prop.clauses[cand.clause_index].holds(y):
-            return Counterexample(tuple(float(v) for v in x), tuple(float(v) for v in y), index, cand.clause_index)
+        cex = replay(problem, index, cand.clause_index, cand.x)
+        if cex is not None:
+            return cex
     return None
 
 
@@ -212,6 +227,10 @@ def verify(model: Any, spec: Any, **options: Any) -> Result:
     return replace(result, times=times, model=names[0], spec=names[1])
 
 
+# Stages in the order they run; an unsat verdict names the strongest stage any property needed.
+STAGE_ORDER = ("ibp", "crown", "bab")
+
+
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float]) -> Result:
     n = len(problem.spec.properties)
     t = time.monotonic()
@@ -221,24 +240,88 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
         cex = find_counterexample(problem, i, opts, deadline)
         if cex is not None:
             times["attack"] = time.monotonic() - t
-            return Result(SAT, method="pgd", counterexample=cex,
+            return Result(SAT, method="pgd", counterexample=cex, margin=None,
                           properties=(PropertyOutcome(i, SAT, "pgd", None),))
     times["attack"] = time.monotonic() - t
     t = time.monotonic()
-    outcomes = []
+    outcomes, open_clauses = [], {}
     for i in range(n):
         if deadline.passed():
             break
         bounds = bound_property(problem, i, opts.method, deadline)
-        margin = _margin(bounds.lb, bounds.row_clause, len(problem.spec.properties[i].clauses))
+        n_clauses = len(problem.spec.properties[i].clauses)
+        margin = _margin(bounds.lb, bounds.row_clause, n_clauses)
         proven = margin > 0
         outcomes.append(PropertyOutcome(i, UNSAT if proven else UNKNOWN, bounds.method if proven else None, margin))
+        open_clauses[i] = [j for j in range(n_clauses) if _margin(bounds.lb[bounds.row_clause == j],
+                                                                  bounds.row_clause[bounds.row_clause == j], 1) <= 0]
     times["bounds"] = time.monotonic() - t
-    margin = min((o.margin for o in outcomes), default=None)
     if len(outcomes) < n:
-        return Result(TIMEOUT, margin=margin, properties=tuple(outcomes), message="timeout before every property was bounded")
+        return _finish(TIMEOUT, outcomes, "timeout before every property was bounded")
+    if _bab_mode(problem, opts) != "none" and any(o.verdict == UNKNOWN for o in outcomes):
+        t = time.monotonic()
+        outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline)
+        times["bab"] = time.monotonic() - t
+        if result is not None:
+            return result
     if all(o.verdict == UNSAT for o in outcomes):
-        method = "crown" if any(o.method == "crown" for o in outcomes) else "ibp"
-        return Result(UNSAT, method=method, margin=margin, properties=tuple(outcomes))
-    return Result(UNKNOWN, margin=margin, properties=tuple(outcomes),
-                  message="no bound proves the property and no attack found a counterexample")
+        return _finish(UNSAT, outcomes)
+    if any(o.verdict == TIMEOUT for o in outcomes):
+        return _finish(TIMEOUT, outcomes, "timeout during branch and bound")
+    return _finish(UNKNOWN, outcomes, "no bound proves the property and no attack found a counterexample")
+
+
+def _finish(verdict: str, outcomes: list[PropertyOutcome], message: str = "") -> Result:
+    margin = min((o.margin for o in outcomes if o.margin is not None), default=None)
+    method = None
+    if verdict == UNSAT:
+        method = max((o.method for o in outcomes), key=lambda m: STAGE_ORDER.index(m or "ibp"))
+    return Result(verdict, method=method, margin=margin, properties=tuple(outcomes), message=message)
+
+
+def _bab_mode(problem: Problem, opts: VerifyOptions) -> str:
+    """auto: input split for low-dimensional inputs; ReLU split is not built yet, so none otherwise."""
+    if opts.bab == "auto":
+        return "input" if problem.graph.n_inputs <= opts.input_split_max_dims else "none"
+    return opts.bab
+
+
+def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
+                      deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
+    """Input-split BaB on every open (box, clause) pair; unsat needs all of them, one sat ends the run."""
+    from verifier.bab.input_split import input_split_bab
+
+    updated = list(outcomes)
+    for i, outcome in enumerate(outcomes):
+        if outcome.verdict != UNKNOWN:
+            continue
+        prop = problem.spec.properties[i]
+        lower, upper, clauses = _tensors(prop, problem)
+        verdicts, worst, proved_margins = [], outcome.margin, []
+        for j in open_clauses[i]:
+            found: list[Counterexample] = []
+
+            def accept(x: Any, i: int = i, j: int = j, found: list[Counterexample] = found) -> bool:
+                cex = replay(problem, i, j, x)
+                if cex is not None:
+                    found.append(cex)
+                return cex is not None
+
+            C, d = clauses[j]
+            res = input_split_bab(problem.graph, lower, upper, C, d, deadline.at, accept)
+            if res.verdict == SAT:
+                updated[i] = PropertyOutcome(i, SAT, "bab", None)
+                return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))
+            verdicts.append(res.verdict)
+            if res.verdict == UNSAT:
+                proved_margins.append(res.margin)
+            worst = min(worst, res.margin) if worst is not None else res.margin
+            if res.verdict == TIMEOUT:
+                break
+        verdict = UNSAT if all(v == UNSAT for v in verdicts) and len(verdicts) == len(open_clauses[i]) else \
+            TIMEOUT if TIMEOUT in verdicts else UNKNOWN
+        updated[i] = PropertyOutcome(i, verdict, "bab" if verdict == UNSAT else None,
+                                     min(proved_margins) if verdict == UNSAT else worst)
+        if verdict == TIMEOUT:
+            break
+    return updated, None

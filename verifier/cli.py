@@ -90,16 +90,18 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Seconds for the whole call, loading included.")
 @click.option("--method", type=click.Choice(["auto", "ibp", "crown"]), default="auto", show_default=True,
               help="Bound method; auto runs IBP, then CROWN where IBP does not suffice.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack.")
+@click.option("--bab", type=click.Choice(["auto", "input", "none"]), default="auto", show_default=True,
+              help="Branch and bound on what the bounds leave open; auto: input split for few inputs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack and branch and bound.")
 @click.option("--results-file", type=click.Path(dir_okay=False), help="Write a VNN-COMP result file here.")
 def verify(model: str, spec: str, timeout: float, method: str, device: str, threads: int, no_check: bool,
-           as_json: bool, seed: int, results_file: str | None) -> None:
+           as_json: bool, bab: str, seed: int, results_file: str | None) -> None:
     """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown."""
     def run() -> Any:
         from verifier.api import verify as api_verify
 
         _set_threads(threads)
-        return api_verify(model, spec, timeout=timeout, method=method, device=device, seed=seed,
+        return api_verify(model, spec, timeout=timeout, method=method, device=device, seed=seed, bab=bab,
                           check_model=not no_check)
 
     result = _guarded(run)

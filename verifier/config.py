@@ -7,6 +7,7 @@ from verifier.attack.pgd import AttackConfig
 
 METHODS = ("auto", "ibp", "crown")
 DEVICES = ("auto", "cpu", "cuda")
+BAB_MODES = ("auto", "input", "none")
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class VerifyOptions:
     dtype: str = "float32"
     seed: int = 0
     check_model: bool = True  # compare our graph with onnxruntime inside the spec box first
+    bab: str = "auto"  # auto | input | none: branch and bound after the bounds leave a property open
+    input_split_max_dims: int = 16  # auto uses input splitting up to this many inputs
     cache: bool = True  # reuse converted graphs keyed by the model's sha256
     attack: AttackConfig = field(default_factory=AttackConfig)
 
@@ -27,6 +30,8 @@ class VerifyOptions:
             raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.device not in DEVICES:
             raise InputError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.bab not in BAB_MODES:
+            raise InputError(f"unknown bab mode {self.bab!r}; choose one of {', '.join(BAB_MODES)}")
         if self.dtype not in ("float32", "float64"):
             raise InputError(f"unknown dtype {self.dtype!r}; choose float32 or float64")
         if not self.timeout > 0:

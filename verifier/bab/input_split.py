@@ -1,0 +1,150 @@
+"""Input-split branch-and-bound: for networks with few inputs (ACAS Xu has 5).
+
+The frontier is a batch of boxes held as two (N, n) tensors. Each step pops the newest `batch_size`
+boxes (depth first, so memory stays small and counterexamples surface early), bounds them all in one
+batched CROWN call, drops the proved ones, tests the centres of the others as counterexamples, and
+splits each open box in two along the input dimension with the largest |coefficient| x width in the
+CROWN lower bound of its best row (the dimension that loosens that bound most).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from verifier.attack.pgd import clause_objective
+from verifier.bounds.crown import crown_with_input_coefficients, relaxed_inputs
+from verifier.bounds.forward import forward_boxes
+from verifier.model.graph import Graph
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class InputSplitConfig:
+    batch_size: int = 2048
+    max_frontier: int = 4_000_000  # open boxes kept before giving up (memory guard)
+    min_width: float = 1e-9  # a box narrower than this everywhere is not split further
+    mix_rows: bool = True  # also bound convex mixtures of a conjunction's rows (see with_convex_mixtures)
+    branching: str = "coefficient"  # coefficient (|A| x width) | width (relative to the root box)
+    intermediate: str = "crown"  # crown | forward: how the boxes' intermediate bounds are computed
+    recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
+
+
+@dataclass(frozen=True)
+class BabOutcome:
+    verdict: str  # unsat | sat | timeout | unknown
+    counterexample: Optional[Tensor]  # flattened input that replayed, when sat
+    margin: float  # unsat: the smallest margin of a proved box (> 0); else the worst open box's bound
+    domains: int  # boxes bounded
+    message: str = ""
+
+
+def input_split_bab(
+    graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, deadline: float,
+    is_counterexample: Callable[[Tensor], bool], config: InputSplitConfig = InputSplitConfig(),
+) -> BabOutcome:
+    """Decide whether some x in [lower, upper] meets every row of C·f(x) + d <= 0.
+
+    lower/upper: (n,) flat; C (k, m); d (k,). `is_counterexample(x)` replays a candidate on the
+    reference runtime; only what it accepts is returned as `sat`.
+    """
+    if config.mix_rows:
+        C, d = with_convex_mixtures(C, d)
+    L, U = lower.reshape(1, -1), upper.reshape(1, -1)
+    Cb, db = C.unsqueeze(0), d.unsqueeze(0)
+    domains, stuck = 0, 0
+    worst, proved = float("inf"), float("inf")
+    while L.shape[0]:
+        if time.monotonic() > deadline:
+            return BabOutcome("timeout", None, min(worst, _peek(graph, L, U, C, d)), domains)
+        take = min(config.batch_size, L.shape[0])
+        l, u, L, U = L[-take:], U[-take:], L[:-take], U[:-take]
+        lb, A = _bound(graph, l, u, C, config.intermediate)
+        domains += take
+        row_margin = lb + d  # (b, k)
+        margin, best_row = row_margin.max(dim=1) if C.shape[0] else (torch.full_like(lb[:, 0], -float("inf")), None)
+        margin = _recheck_thin_proofs(graph, l, u, C, d, margin, config.recheck_below)
+        open_ = ~(margin > 0)
+        if not bool(open_.all()):
+            proved = min(proved, float(margin[~open_].min()))
+        if not bool(open_.any()):
+            continue
+        l, u, margin = l[open_], u[open_], margin[open_]
+        worst = min(worst, float(margin.min()))
+        centre = (l + u) / 2
+        obj = clause_objective(graph.forward(centre).reshape(centre.shape[0], -1),
+                               Cb.expand(centre.shape[0], -1, -1), db.expand(centre.shape[0], -1))
+        for i in torch.nonzero(obj <= 0).flatten()[:8].tolist():
+            if is_counterexample(centre[i]):
+                return BabOutcome("sat", centre[i], float(margin.min()), domains)
+        width = u - l
+        if best_row is None or config.branching == "width":
+            score = width / (upper - lower).reshape(1, -1).clamp(min=1e-12)
+        else:
+            coeff = A[open_].gather(1, best_row[open_].view(-1, 1, 1).expand(-1, 1, A.shape[2])).squeeze(1)
+            score = coeff.abs() * width
+        splittable = width.max(dim=1).values > config.min_width
+        stuck += int((~splittable).sum())
+        l, u, score, width = l[splittable], u[splittable], score[splittable], width[splittable]
+        dim = score.argmax(dim=1, keepdim=True)
+        mid = l.gather(1, dim) + width.gather(1, dim) / 2
+        u_left = u.scatter(1, dim, mid)
+        l_right = l.scatter(1, dim, mid)
+        L = torch.cat([L, l, l_right])
+        U = torch.cat([U, u_left, u])
+        if L.shape[0] > config.max_frontier:
+            return BabOutcome("unknown", None, worst, domains, "too many open boxes")
+    if stuck:
+        return BabOutcome("unknown", None, worst, domains, f"{stuck} boxes too small to split further")
+    return BabOutcome("unsat", None, proved, domains)
+
+
+def with_convex_mixtures(C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    """Add the pairwise averages and the mean of the rows of a conjunction C·y + d <= 0.
+
+    The clause holds only if max_j (C_j·y + d_j) <= 0, and any convex combination of the rows is
+    <= that max: a positive lower bound on a mixture refutes the clause just as one on a row does.
+    Mixtures prove boxes where each row alone is satisfiable somewhere but never all together
+    (e.g. "output 0 is the smallest" near the border between two other outputs' regions).
+    """
+    k = C.shape[0]
+    if k < 2:
+        return C, d
+    rows = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    Cm = torch.stack([(C[i] + C[j]) / 2 for i, j in rows] + ([C.mean(0)] if k > 2 else []))
+    dm = torch.stack([(d[i] + d[j]) / 2 for i, j in rows] + ([d.mean(0)] if k > 2 else []))
+    return torch.cat([C, Cm]), torch.cat([d, dm])
+
+
+def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, intermediate: str) -> tuple[Tensor, Tensor]:
+    """CROWN lower bounds and input coefficients of C·f(x) on each box."""
+    if intermediate == "forward":
+        boxes = forward_boxes(graph, l, u)
+        return crown_with_input_coefficients(graph, l, u, C, intermediate={n: boxes[n] for n in relaxed_inputs(graph)})
+    return crown_with_input_coefficients(graph, l, u, C)
+
+
+def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, margin: Tensor,
+                         below: float) -> Tensor:
+    """Margins in (0, below) are within float32 rounding of the truth: recompute them in float64.
+
+    A box stays proved only if the float64 bound agrees; otherwise it goes back to the frontier.
+    """
+    thin = (margin > 0) & (margin < below)
+    if margin.dtype == torch.float64 or not bool(thin.any()):
+        return margin
+    g64 = graph.to(margin.device, torch.float64)
+    lb, _ = crown_with_input_coefficients(g64, l[thin].double(), u[thin].double(), C.double())
+    exact = (lb + d.double()).max(dim=1).values
+    return margin.masked_scatter(thin, torch.where(exact > 0, margin[thin], torch.zeros_like(margin[thin])))
+
+
+def _peek(graph: Graph, L: Tensor, U: Tensor, C: Tensor, d: Tensor) -> float:
+    """Lower bound of the worst of a few open boxes, for the timeout report."""
+    if L.shape[0] == 0:
+        return float("inf")
+    lb, _ = crown_with_input_coefficients(graph, L[-256:], U[-256:], C)
+    return float((lb + d).max(dim=1).values.min()) if C.shape[0] else -float("inf")
