@@ -35,6 +35,12 @@ def clause_objective(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch
     return (torch.einsum("bkm,bm->bk", C, y) + d).amax(dim=1)
 
 
+def _hinge_loss(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Sum over rows of max(C_i·y + d_i, 0): for a conjunction it pushes every violated row down at
+    once, where the max objective's gradient follows one row and stalls where rows tie."""
+    return torch.relu(torch.einsum("bkm,bm->bk", C, y) + d).sum(dim=1)
+
+
 def pgd_attack(
     graph: Graph,
     lower: torch.Tensor,
@@ -69,8 +75,9 @@ def pgd_attack(
             break
         if bool((best_obj <= 0).any()) and step > 0:
             break  # a candidate exists; replay decides whether it is real
-        (grad,) = torch.autograd.grad(obj.sum(), x) if obj.requires_grad else (torch.zeros_like(x),)
-        lr = 0.25 * 0.5 * (1 + math.cos(math.pi * step / config.steps)) + 1e-3
+        loss = _hinge_loss(graph.forward(x).reshape(x.shape[0], -1), C, d) if C.shape[1] > 1 else obj
+        (grad,) = torch.autograd.grad(loss.sum(), x) if loss.requires_grad else (torch.zeros_like(x),)
+        lr = 0.1 * (1e-4 ** (step / max(1, config.steps - 1)))  # 0.1 -> 1e-5 of the width, geometrically
         x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), lo), hi)
     return _best_per_clause(best_x, best_obj, len(clauses), r)
 

@@ -28,6 +28,8 @@ class InputSplitConfig:
     max_frontier: int = 4_000_000  # open boxes kept before giving up (memory guard)
     min_width: float = 1e-9  # a box narrower than this everywhere is not split further
     mix_rows: bool = True  # also bound convex mixtures of a conjunction's rows (see with_convex_mixtures)
+    dual_steps: int = 30  # mirror-ascent steps on the rows' weights (see dual_margin); 0 turns it off
+    width_weight: float = 1.0  # mix relative width into the coefficient score (0: pure |A|·width)
     branching: str = "coefficient"  # coefficient (|A| x width) | width (relative to the root box)
     intermediate: str = "crown"  # crown | forward: how the boxes' intermediate bounds are computed
     recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
@@ -66,6 +68,8 @@ def input_split_bab(
         domains += take
         row_margin = lb + d  # (b, k)
         margin, best_row = row_margin.max(dim=1) if C.shape[0] else (torch.full_like(lb[:, 0], -float("inf")), None)
+        if C.shape[0] > 1 and config.dual_steps:
+            margin = torch.maximum(margin, dual_margin(lb + d, A, l, u, config.dual_steps))
         margin = _recheck_thin_proofs(graph, l, u, C, d, margin, config.recheck_below)
         open_ = ~(margin > 0)
         if not bool(open_.all()):
@@ -84,8 +88,11 @@ def input_split_bab(
         if best_row is None or config.branching == "width":
             score = width / (upper - lower).reshape(1, -1).clamp(min=1e-12)
         else:
-            coeff = A[open_].gather(1, best_row[open_].view(-1, 1, 1).expand(-1, 1, A.shape[2])).squeeze(1)
-            score = coeff.abs() * width
+            score = (A[open_].abs() * width.unsqueeze(1)).amax(dim=1)
+            if config.width_weight:
+                rel = width / (upper - lower).reshape(1, -1).clamp(min=1e-12)
+                score = score / score.amax(dim=1, keepdim=True).clamp(min=1e-30) \
+                    + config.width_weight * rel / rel.amax(dim=1, keepdim=True).clamp(min=1e-30)
         splittable = width.max(dim=1).values > config.min_width
         stuck += int((~splittable).sum())
         l, u, score, width = l[splittable], u[splittable], score[splittable], width[splittable]
@@ -100,6 +107,33 @@ def input_split_bab(
     if stuck:
         return BabOutcome("unknown", None, worst, domains, f"{stuck} boxes too small to split further")
     return BabOutcome("unsat", None, proved, domains)
+
+
+def dual_margin(row_lb: Tensor, A: Tensor, l: Tensor, u: Tensor, steps: int) -> Tensor:
+    """A lower bound of min over the box of max_j row_j(x), from each row's linear lower bound.
+
+    CROWN gives row_j(x) >= A_j·x + c_j on the box, with row_lb_j = min_box(A_j·x) + c_j. For weights
+    lam in the simplex, max_j row_j >= sum_j lam_j row_j >= sum_j lam_j (A_j·x + c_j), whose minimum
+    over the box, g(lam), is a sound lower bound for every lam. g is concave: maximise it by mirror
+    ascent and keep the best value. This is the LP min_x max_j (A_j·x + c_j) seen from its dual; it
+    proves conjunctions whose rows are each satisfiable somewhere in the box, but never together.
+    """
+    def box_min(a: Tensor) -> Tensor:  # (b, ..., n) -> min over the box of a·x
+        return (a.clamp(min=0) * l.unsqueeze(-2) + a.clamp(max=0) * u.unsqueeze(-2)).sum(-1)
+
+    c = row_lb - box_min(A)  # (b, k): offsets of the linear lower functions
+    lam = torch.full_like(row_lb, 1.0 / row_lb.shape[1])
+    best = torch.full_like(row_lb[:, 0], -float("inf"))
+    for step in range(steps):
+        a = (lam.unsqueeze(-1) * A).sum(1)  # (b, n)
+        value = (lam * c).sum(1) + box_min(a.unsqueeze(1)).squeeze(1)
+        best = torch.maximum(best, value)
+        x_star = torch.where(a > 0, l, u)  # a minimiser of the weighted function over the box
+        grad = c + (A * x_star.unsqueeze(1)).sum(-1)  # (b, k): each row's value at x_star
+        grad = grad / grad.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
+        lam = lam * torch.exp(2.0 / (1 + step) ** 0.5 * grad)
+        lam = lam / lam.sum(dim=1, keepdim=True)
+    return best
 
 
 def with_convex_mixtures(C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
