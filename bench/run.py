@@ -37,7 +37,8 @@ def is_wrong(verdict: str, expected: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench", help=f"benchmark folder or name under {DEFAULT_ROOT}")
-    ap.add_argument("--method", default="auto", choices=["auto", "ibp", "crown"])
+    ap.add_argument("--method", default="auto", choices=["auto", "ibp", "crown", "alpha"])
+    ap.add_argument("--bab", default="auto", choices=["auto", "input", "none"])
     ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply each instance's timeout")
     ap.add_argument("--limit", type=int, default=None, help="run only the first N instances")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if onnx_rel not in models:
             models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
         res = verify(models[onnx_rel], str(bench / spec_rel), timeout=float(timeout) * args.timeout_scale,
-                     method=args.method, device=args.device)
+                     method=args.method, device=args.device, bab=args.bab)
         wall = time.monotonic() - t0
         walls.append(wall)
         exp = expected.get((onnx_rel, spec_rel), "?")

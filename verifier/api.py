@@ -141,31 +141,45 @@ def bound_property(problem: Problem, index: int, method: str, deadline: _Deadlin
     return ObjectiveBounds(lb + d, ub + d, used, row_clause)
 
 
+# The bound stages each method runs, cheapest first; `auto` stops at the first that proves everything.
+METHOD_STAGES = {"ibp": ("ibp",), "crown": ("ibp", "crown"), "alpha": ("ibp", "crown", "alpha"),
+                 "auto": ("ibp", "crown", "alpha")}
+
+
 def bound_rows(problem: Problem, lower: Any, upper: Any, C: np.ndarray, d: np.ndarray, method: str,
                deadline: _Deadline, row_clause: np.ndarray | None = None, n_clauses: int = 0):  # type: ignore[no-untyped-def]
-    """Lower/upper bounds of C·y over the box: IBP, then CROWN where asked for or (auto) still needed.
+    """Lower/upper bounds of C·y over the box by IBP, then CROWN, then alpha-CROWN, as `method` asks.
 
-    Per row the better of the two is kept (both are sound). Returns (lb, ub, deciding method).
+    Per row the best bound of the stages run is kept (all are sound). `auto` stops as soon as the
+    margin is positive. Returns (lb, ub, the stage whose bound decided or was asked for).
     """
     import torch
 
+    from verifier.bounds.alpha import alpha_crown
     from verifier.bounds.crown import crown
     from verifier.bounds.ibp import ibp_objective
 
     Ct = torch.as_tensor(C, device=problem.device, dtype=problem.dtype)[None]
     grouping = row_clause if row_clause is not None else np.arange(len(d))
     groups = n_clauses if row_clause is not None else len(d)
-    with torch.no_grad():
-        lb, ub = (t[0].cpu().double().numpy() for t in ibp_objective(problem.graph, lower[None], upper[None], Ct))
-        used = "ibp"
-        if method == "crown" or (method == "auto" and _margin(lb + d, grouping, groups) <= 0):
-            if not deadline.passed():
+    lb, ub = np.full(len(d), -np.inf), np.full(len(d), np.inf)
+    used = "ibp"
+    for stage in METHOD_STAGES[method]:
+        if deadline.passed() or (method == "auto" and stage != "ibp" and _margin(lb + d, grouping, groups) > 0):
+            break
+        with torch.no_grad():
+            if stage == "ibp":
+                slb, sub = ibp_objective(problem.graph, lower[None], upper[None], Ct)
+            elif stage == "crown":
                 res = crown(problem.graph, lower[None], upper[None], Ct)
-                clb, cub = res.lb[0].cpu().double().numpy(), res.ub[0].cpu().double().numpy()
-                if _margin(np.maximum(lb, clb) + d, grouping, groups) > _margin(lb + d, grouping, groups) \
-                        or method == "crown":
-                    used = "crown"
-                lb, ub = np.maximum(lb, clb), np.minimum(ub, cub)
+                slb, sub = res.lb, res.ub
+        if stage == "alpha":
+            slb = alpha_crown(problem.graph, lower[None], upper[None], Ct, deadline=deadline.at).lb
+            sub = torch.full_like(slb, float("inf"))
+        slb, sub = slb[0].detach().cpu().double().numpy(), sub[0].detach().cpu().double().numpy()
+        if _margin(np.maximum(lb, slb) + d, grouping, groups) > _margin(lb + d, grouping, groups) or stage == method:
+            used = stage
+        lb, ub = np.maximum(lb, slb), np.minimum(ub, sub)
     return lb, ub, used
 
 
@@ -228,7 +242,7 @@ def verify(model: Any, spec: Any, **options: Any) -> Result:
 
 
 # Stages in the order they run; an unsat verdict names the strongest stage any property needed.
-STAGE_ORDER = ("ibp", "crown", "bab")
+STAGE_ORDER = ("ibp", "crown", "alpha", "bab")
 
 
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float]) -> Result:

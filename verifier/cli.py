@@ -88,8 +88,8 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_common
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Seconds for the whole call, loading included.")
-@click.option("--method", type=click.Choice(["auto", "ibp", "crown"]), default="auto", show_default=True,
-              help="Bound method; auto runs IBP, then CROWN where IBP does not suffice.")
+@click.option("--method", type=click.Choice(["auto", "ibp", "crown", "alpha"]), default="auto", show_default=True,
+              help="Bound method; auto runs IBP, then CROWN, then alpha-CROWN until one proves the spec.")
 @click.option("--bab", type=click.Choice(["auto", "input", "none"]), default="auto", show_default=True,
               help="Branch and bound on what the bounds leave open; auto: input split for few inputs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack and branch and bound.")
@@ -122,7 +122,7 @@ def verify(model: str, spec: str, timeout: float, method: str, device: str, thre
 
 @main.command(context_settings=CONTEXT, short_help="Print bounds of the spec's objectives and of the outputs.")
 @_common
-@click.option("--method", type=click.Choice(["ibp", "crown"]), default="crown", show_default=True,
+@click.option("--method", type=click.Choice(["ibp", "crown", "alpha"]), default="crown", show_default=True,
               help="Bound method.")
 def bounds(model: str, spec: str, method: str, device: str, threads: int, no_check: bool, as_json: bool) -> None:
     """Print lower/upper bounds of the spec's objectives (C·y + d) and of the outputs."""

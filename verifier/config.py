@@ -5,14 +5,14 @@ from dataclasses import dataclass, field
 
 from verifier.attack.pgd import AttackConfig
 
-METHODS = ("auto", "ibp", "crown")
+METHODS = ("auto", "ibp", "crown", "alpha")
 DEVICES = ("auto", "cpu", "cuda")
 BAB_MODES = ("auto", "input", "none")
 
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    method: str = "auto"  # ibp | crown | auto (IBP, then CROWN on the rows IBP leaves open)
+    method: str = "auto"  # ibp | crown | alpha | auto (IBP, then CROWN, then alpha-CROWN while open)
     timeout: float = 300.0  # seconds for the whole call, loading included
     device: str = "auto"  # auto picks cuda when torch sees a GPU
     dtype: str = "float32"
