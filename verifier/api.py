@@ -128,7 +128,8 @@ class ObjectiveBounds:
     row_clause: np.ndarray  # clause index of each row
 
 
-def bound_property(problem: Problem, index: int, method: str, deadline: _Deadline) -> ObjectiveBounds:
+def bound_property(problem: Problem, index: int, method: str, deadline: _Deadline,
+                   skip: tuple[str, ...] = ()) -> ObjectiveBounds:
     """Bounds of every row C·y + d of property `index` (all clauses' rows stacked)."""
     prop = problem.spec.properties[index]
     lower, upper, _ = _tensors(prop, problem)
@@ -137,7 +138,7 @@ def bound_property(problem: Problem, index: int, method: str, deadline: _Deadlin
     d = np.concatenate([c.d for c in prop.clauses]) if prop.clauses else np.zeros(0)
     row_clause = np.concatenate([np.full(len(c.d), j) for j, c in enumerate(prop.clauses)]).astype(int) \
         if prop.clauses else np.zeros(0, int)
-    lb, ub, used = bound_rows(problem, lower, upper, C, d, method, deadline, row_clause, len(prop.clauses))
+    lb, ub, used = bound_rows(problem, lower, upper, C, d, method, deadline, row_clause, len(prop.clauses), skip)
     return ObjectiveBounds(lb + d, ub + d, used, row_clause)
 
 
@@ -147,7 +148,8 @@ METHOD_STAGES = {"ibp": ("ibp",), "crown": ("ibp", "crown"), "alpha": ("ibp", "c
 
 
 def bound_rows(problem: Problem, lower: Any, upper: Any, C: np.ndarray, d: np.ndarray, method: str,
-               deadline: _Deadline, row_clause: np.ndarray | None = None, n_clauses: int = 0):  # type: ignore[no-untyped-def]
+               deadline: _Deadline, row_clause: np.ndarray | None = None, n_clauses: int = 0,
+               skip: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
     """Lower/upper bounds of C·y over the box by IBP, then CROWN, then alpha-CROWN, as `method` asks.
 
     Per row the best bound of the stages run is kept (all are sound). `auto` stops as soon as the
@@ -165,6 +167,8 @@ def bound_rows(problem: Problem, lower: Any, upper: Any, C: np.ndarray, d: np.nd
     lb, ub = np.full(len(d), -np.inf), np.full(len(d), np.inf)
     used = "ibp"
     for stage in METHOD_STAGES[method]:
+        if stage in skip and method == "auto":
+            continue
         if deadline.passed() or (method == "auto" and stage != "ibp" and _margin(lb + d, grouping, groups) > 0):
             break
         with torch.no_grad():
@@ -262,7 +266,9 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     for i in range(n):
         if deadline.passed():
             break
-        bounds = bound_property(problem, i, opts.method, deadline)
+        # Input splitting re-bounds every box anyway: alpha-CROWN's iterations at the root buy little there.
+        skip = ("alpha",) if _bab_mode(problem, opts) == "input" else ()
+        bounds = bound_property(problem, i, opts.method, deadline, skip)
         n_clauses = len(problem.spec.properties[i].clauses)
         margin = _margin(bounds.lb, bounds.row_clause, n_clauses)
         proven = margin > 0
@@ -302,40 +308,47 @@ def _bab_mode(problem: Problem, opts: VerifyOptions) -> str:
 
 def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                       deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
-    """Input-split BaB on every open (box, clause) pair; unsat needs all of them, one sat ends the run."""
-    from verifier.bab.input_split import input_split_bab
+    """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
+    slices, so that a root with a counterexample is not starved by a hard unsat root before it.
+    Unsat needs every root; the first replayed counterexample ends the run."""
+    from verifier.bab.input_split import InputSplitSearch
 
-    updated = list(outcomes)
+    roots: dict[tuple[int, int], Any] = {}
+    found: list[Counterexample] = []
     for i, outcome in enumerate(outcomes):
         if outcome.verdict != UNKNOWN:
             continue
-        prop = problem.spec.properties[i]
-        lower, upper, clauses = _tensors(prop, problem)
-        verdicts, worst, proved_margins = [], outcome.margin, []
+        lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
         for j in open_clauses[i]:
-            found: list[Counterexample] = []
-
-            def accept(x: Any, i: int = i, j: int = j, found: list[Counterexample] = found) -> bool:
+            def accept(x: Any, i: int = i, j: int = j) -> bool:
                 cex = replay(problem, i, j, x)
-                if cex is not None:
-                    found.append(cex)
+                found.extend([cex] if cex is not None else [])
                 return cex is not None
 
-            C, d = clauses[j]
-            res = input_split_bab(problem.graph, lower, upper, C, d, deadline.at, accept)
+            roots[(i, j)] = InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept)
+    done: dict[tuple[int, int], Any] = {}
+    time_slice = 0.25
+    while len(done) < len(roots) and not deadline.passed():
+        for key, search in roots.items():
+            if key in done or deadline.passed():
+                continue
+            res = search.run(min(time.monotonic() + time_slice, deadline.at))
+            if res is None:
+                continue
             if res.verdict == SAT:
-                updated[i] = PropertyOutcome(i, SAT, "bab", None)
+                updated = list(outcomes)
+                updated[key[0]] = PropertyOutcome(key[0], SAT, "bab", None)
                 return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))
-            verdicts.append(res.verdict)
-            if res.verdict == UNSAT:
-                proved_margins.append(res.margin)
-            worst = min(worst, res.margin) if worst is not None else res.margin
-            if res.verdict == TIMEOUT:
-                break
-        verdict = UNSAT if all(v == UNSAT for v in verdicts) and len(verdicts) == len(open_clauses[i]) else \
-            TIMEOUT if TIMEOUT in verdicts else UNKNOWN
-        updated[i] = PropertyOutcome(i, verdict, "bab" if verdict == UNSAT else None,
-                                     min(proved_margins) if verdict == UNSAT else worst)
-        if verdict == TIMEOUT:
-            break
+            done[key] = res
+        time_slice *= 2
+    updated = list(outcomes)
+    for i in {i for i, _ in roots}:
+        mine = [done.get((i, j)) for j in open_clauses[i]]
+        if all(r is not None and r.verdict == UNSAT for r in mine):
+            updated[i] = PropertyOutcome(i, UNSAT, "bab", min(r.margin for r in mine))
+        else:
+            verdict = UNKNOWN if all(r is not None for r in mine) else TIMEOUT
+            worst = min([r.margin for r in mine if r is not None and r.verdict != UNSAT]
+                        + [roots[(i, j)].worst for j in open_clauses[i]] + [outcomes[i].margin])
+            updated[i] = PropertyOutcome(i, verdict, None, worst)
     return updated, None
