@@ -29,7 +29,7 @@ class InputSplitConfig:
     min_width: float = 1e-9  # a box narrower than this everywhere is not split further
     mix_rows: bool = True  # also bound convex mixtures of a conjunction's rows (see with_convex_mixtures)
     dual_steps: int = 30  # mirror-ascent steps on the rows' weights (see dual_margin); 0 turns it off
-    width_weight: float = 1.0  # mix relative width into the coefficient score (0: pure |A|·width)
+    width_weight: float = 0.3  # mix relative width into the coefficient score (0: pure |A|·width)
     branching: str = "coefficient"  # coefficient (|A| x width) | width (relative to the root box)
     intermediate: str = "crown"  # crown | forward: how the boxes' intermediate bounds are computed
     recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
