@@ -311,7 +311,10 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
     """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
     slices, so that a root with a counterexample is not starved by a hard unsat root before it.
     Unsat needs every root; the first replayed counterexample ends the run."""
-    from verifier.bab.input_split import InputSplitSearch
+    from verifier.bab.input_split import InputSplitConfig, InputSplitSearch
+
+    # A GPU wants far bigger batches than a 2-core CPU to be busy; memory is no concern for few inputs.
+    config = InputSplitConfig(batch_size=16384 if str(problem.device).startswith("cuda") else 2048)
 
     roots: dict[tuple[int, int], Any] = {}
     found: list[Counterexample] = []
@@ -325,7 +328,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                 found.extend([cex] if cex is not None else [])
                 return cex is not None
 
-            roots[(i, j)] = InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept)
+            roots[(i, j)] = InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept, config)
     done: dict[tuple[int, int], Any] = {}
     time_slice = 0.25
     while len(done) < len(roots) and not deadline.passed():
