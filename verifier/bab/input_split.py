@@ -32,7 +32,8 @@ class InputSplitConfig:
     width_weight: float = 0.3  # mix relative width into the coefficient score (0: pure |A|·width)
     branching: str = "coefficient"  # coefficient (|A| x width) | width (relative to the root box)
     intermediate: str = "crown"  # crown | forward: how the boxes' intermediate bounds are computed
-    recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
+    recheck_below: float = 1e-3  # proofs with a smaller margin (or relatively small, see
+    #                              _recheck_thin_proofs) are re-done in float64 before they count
 
 
 @dataclass(frozen=True)
@@ -107,15 +108,9 @@ class InputSplitSearch:
         cfg, C, d = self.config, self.C, self.d
         l, u = self._pop(min(take, self.L.shape[0]))
         take = l.shape[0]
-        lb, A = _bound(self.graph, l, u, C, cfg.intermediate)
+        margin, A = _margins(self.graph, l, u, C, d, cfg)
         self.domains += take
-        if C.shape[0]:
-            margin = (lb + d).max(dim=1).values
-            if C.shape[0] > 1 and cfg.dual_steps:
-                margin = torch.maximum(margin, dual_margin(lb + d, A, l, u, cfg.dual_steps))
-        else:
-            margin = torch.full_like(lb[:, 0], -float("inf"))
-        margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg.recheck_below)
+        margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)
         open_ = ~(margin > 0)
         if not bool(open_.all()):
             self.proved = min(self.proved, float(margin[~open_].min()))
@@ -228,18 +223,42 @@ def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, intermediate: str) -> 
     return crown_with_input_coefficients(graph, l, u, C)
 
 
-def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, margin: Tensor,
-                         below: float) -> Tensor:
-    """Margins in (0, below) are within float32 rounding of the truth: recompute them in float64.
+def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: InputSplitConfig,
+             ) -> tuple[Tensor, Tensor]:
+    """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box) and the input coefficients."""
+    lb, A = _bound(graph, l, u, C, config.intermediate)
+    if not C.shape[0]:
+        return lb.new_full((lb.shape[0],), -float("inf")), A
+    margin = (lb + d).max(dim=1).values
+    if C.shape[0] > 1 and config.dual_steps:
+        margin = torch.maximum(margin, dual_margin(lb + d, A, l, u, config.dual_steps))
+    return margin, A
 
-    A box stays proved only if the float64 bound agrees; otherwise it goes back to the frontier.
+
+def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, margin: Tensor,
+                         config: InputSplitConfig) -> Tensor:
+    """Redo in float64 the float32 proofs whose margin is within float32 rounding of zero.
+
+    The rounding of a float32 bound grows with the magnitude of the values the network computes,
+    which IBP bounds cheaply: a proof counts as thin below max(recheck_below, 1e-5 x the largest
+    magnitude of any node over the box). A thin box stays proved only if its float64 bound agrees;
+    otherwise it goes back to the frontier.
     """
-    thin = (margin > 0) & (margin < below)
-    if margin.dtype == torch.float64 or not bool(thin.any()):
+    from verifier.bounds.ibp import ibp
+
+    proved = margin > 0
+    if margin.dtype == torch.float64 or not bool(proved.any()):
+        return margin
+    with torch.no_grad():
+        boxes = ibp(graph, l[proved], u[proved])
+    scale = torch.stack([torch.maximum(bl.flatten(1).abs().amax(1), bu.flatten(1).abs().amax(1))
+                         for bl, bu in boxes.values()]).amax(0)
+    thin = proved.clone()
+    thin[proved] = margin[proved] < torch.clamp(1e-5 * scale, min=config.recheck_below)
+    if not bool(thin.any()):
         return margin
     g64 = graph.to(margin.device, torch.float64)
-    lb, _ = crown_with_input_coefficients(g64, l[thin].double(), u[thin].double(), C.double())
-    exact = (lb + d.double()).max(dim=1).values
+    exact, _ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
     return margin.masked_scatter(thin, torch.where(exact > 0, margin[thin], torch.zeros_like(margin[thin])))
 
 

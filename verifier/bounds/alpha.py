@@ -60,7 +60,7 @@ def alpha_crown(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, *,
     alphas = {n: a.detach().clone().requires_grad_(True)
               for n, a in (dict(init) if init is not None else initial_alphas(graph, inter, k)).items()}
     best_lb = base.lb.detach().clone()
-    best_alphas = {n: a.detach().clone() for n, a in alphas.items()}
+    best_alphas = initial_alphas(graph, inter, k)  # the slopes behind best_lb, CROWN's bound, so far
     if not alphas or config.iterations <= 0:
         return AlphaResult(best_lb, best_alphas, inter)
     opt = torch.optim.Adam(list(alphas.values()), lr=config.lr)
