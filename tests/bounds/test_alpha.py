@@ -19,14 +19,6 @@ from verifier.bounds.crown import crown
 fewer = settings(deadline=None, max_examples=max(10, settings.default.max_examples * 2 // 5))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tol(values: torch.Tensor) -> float:
     """Rounding slack for comparing float64 bounds of this magnitude."""
     finite = values[torch.isfinite(values)]
