@@ -31,7 +31,7 @@ def print_result(result: Result) -> None:
     if result.margin is not None:
         table.add_row("margin bound", f"{_fmt(result.margin)}  (> 0 proves the property)")
     t = result.times
-    table.add_row("time", "  ".join(f"{k} {t[k]:.2f}s" for k in ("load", "attack", "bounds", "total") if k in t))
+    table.add_row("time", "  ".join(f"{k} {t[k]:.2f}s" for k in ("load", "attack", "bounds", "bab", "total") if k in t))
     if result.counterexample is not None:
         cex = result.counterexample
         table.add_row("counterexample", f"x = {_vector(cex.x)}")
