@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench", help=f"benchmark folder or name under {DEFAULT_ROOT}")
     ap.add_argument("--method", default="auto", choices=["auto", "ibp", "crown", "alpha"])
-    ap.add_argument("--bab", default="auto", choices=["auto", "input", "none"])
+    ap.add_argument("--bab", default="auto", choices=["auto", "input", "relu", "none"])
     ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply each instance's timeout")
     ap.add_argument("--limit", type=int, default=None, help="run only the first N instances")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])

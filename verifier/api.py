@@ -278,9 +278,11 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     times["bounds"] = time.monotonic() - t
     if len(outcomes) < n:
         return _finish(TIMEOUT, outcomes, "timeout before every property was bounded")
-    if _bab_mode(problem, opts) != "none" and any(o.verdict == UNKNOWN for o in outcomes):
+    mode = _bab_mode(problem, opts)
+    if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
-        outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline)
+        bab = _branch_and_bound if mode == "input" else _relu_split
+        outcomes, result = bab(problem, outcomes, open_clauses, deadline)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -300,9 +302,9 @@ def _finish(verdict: str, outcomes: list[PropertyOutcome], message: str = "") ->
 
 
 def _bab_mode(problem: Problem, opts: VerifyOptions) -> str:
-    """auto: input split for low-dimensional inputs; ReLU split is not built yet, so none otherwise."""
+    """auto: input split for low-dimensional inputs, ReLU split otherwise."""
     if opts.bab == "auto":
-        return "input" if problem.graph.n_inputs <= opts.input_split_max_dims else "none"
+        return "input" if problem.graph.n_inputs <= opts.input_split_max_dims else "relu"
     return opts.bab
 
 
@@ -359,4 +361,39 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
             worst = min([r.margin for r in mine if r is not None and r.verdict != UNSAT]
                         + [max(s.worst for s in roots[(i, j)]) for j in open_clauses[i]] + [outcomes[i].margin])
             updated[i] = PropertyOutcome(i, verdict, None, worst)
+    return updated, None
+
+
+def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
+                deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
+    """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all."""
+    from verifier.bab.relu_split import relu_split_bab
+
+    updated = list(outcomes)
+    for i, outcome in enumerate(outcomes):
+        if outcome.verdict != UNKNOWN:
+            continue
+        lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
+        results = []
+        for j in open_clauses[i]:
+            found: list[Counterexample] = []
+
+            def accept(x: Any, i: int = i, j: int = j, found: list[Counterexample] = found) -> bool:
+                cex = replay(problem, i, j, x)
+                found.extend([cex] if cex is not None else [])
+                return cex is not None
+
+            res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at, accept)
+            if res.verdict == SAT:
+                updated[i] = PropertyOutcome(i, SAT, "bab", None)
+                return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))
+            results.append(res)
+            if res.verdict != UNSAT:
+                break
+        if len(results) == len(open_clauses[i]) and all(r.verdict == UNSAT for r in results):
+            updated[i] = PropertyOutcome(i, UNSAT, "bab", min(r.margin for r in results))
+        else:
+            verdict = TIMEOUT if deadline.passed() else UNKNOWN
+            updated[i] = PropertyOutcome(i, verdict, None, min([outcome.margin] + [r.margin for r in results]))
+            break
     return updated, None

@@ -90,8 +90,8 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Seconds for the whole call, loading included.")
 @click.option("--method", type=click.Choice(["auto", "ibp", "crown", "alpha"]), default="auto", show_default=True,
               help="Bound method; auto runs IBP, then CROWN, then alpha-CROWN until one proves the spec.")
-@click.option("--bab", type=click.Choice(["auto", "input", "none"]), default="auto", show_default=True,
-              help="Branch and bound on what the bounds leave open; auto: input split for few inputs.")
+@click.option("--bab", type=click.Choice(["auto", "input", "relu", "none"]), default="auto", show_default=True,
+              help="Branch and bound on what the bounds leave open; auto: input split for few inputs, else ReLU split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack and branch and bound.")
 @click.option("--results-file", type=click.Path(dir_okay=False), help="Write a VNN-COMP result file here.")
 def verify(model: str, spec: str, timeout: float, method: str, device: str, threads: int, no_check: bool,

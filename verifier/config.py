@@ -7,7 +7,7 @@ from verifier.attack.pgd import AttackConfig
 
 METHODS = ("auto", "ibp", "crown", "alpha")
 DEVICES = ("auto", "cpu", "cuda")
-BAB_MODES = ("auto", "input", "none")
+BAB_MODES = ("auto", "input", "relu", "none")
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class VerifyOptions:
     dtype: str = "float32"
     seed: int = 0
     check_model: bool = True  # compare our graph with onnxruntime inside the spec box first
-    bab: str = "auto"  # auto | input | none: branch and bound after the bounds leave a property open
+    bab: str = "auto"  # auto | input | relu | none: branch and bound after the bounds leave a property open
     input_split_max_dims: int = 16  # auto uses input splitting up to this many inputs
     cache: bool = True  # reuse converted graphs keyed by the model's sha256
     attack: AttackConfig = field(default_factory=AttackConfig)
