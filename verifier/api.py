@@ -308,6 +308,17 @@ def _bab_mode(problem: Problem, opts: VerifyOptions) -> str:
     return opts.bab
 
 
+def _accepting(problem: Problem, index: int, clause_index: int, found: list[Counterexample]) -> Any:
+    """The BaB callback: replay x on onnxruntime; a real counterexample is appended to `found`."""
+    def accept(x: Any) -> bool:
+        cex = replay(problem, index, clause_index, x)
+        if cex is not None:
+            found.append(cex)
+        return cex is not None
+
+    return accept
+
+
 def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                       deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
     """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
@@ -329,11 +340,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
             continue
         lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
         for j in open_clauses[i]:
-            def accept(x: Any, i: int = i, j: int = j) -> bool:
-                cex = replay(problem, i, j, x)
-                found.extend([cex] if cex is not None else [])
-                return cex is not None
-
+            accept = _accepting(problem, i, j, found)
             roots[(i, j)] = [InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept, c) for c in configs]
     done: dict[tuple[int, int], Any] = {}
     time_slice = 0.25
@@ -377,13 +384,8 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
         results = []
         for j in open_clauses[i]:
             found: list[Counterexample] = []
-
-            def accept(x: Any, i: int = i, j: int = j, found: list[Counterexample] = found) -> bool:
-                cex = replay(problem, i, j, x)
-                found.extend([cex] if cex is not None else [])
-                return cex is not None
-
-            res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at, accept)
+            res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at,
+                                 _accepting(problem, i, j, found))
             if res.verdict == SAT:
                 updated[i] = PropertyOutcome(i, SAT, "bab", None)
                 return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))
