@@ -13,26 +13,53 @@ from verifier.model.graph import Node
 DTYPE = torch.float64
 
 
-def _node(op: str, shape: tuple[int, ...], gen: torch.Generator, in_shape: tuple[int, ...]) -> Node:
+def _conv_node(gen: torch.Generator, in_shape: tuple[int, ...], groups: int, stride: int, padding: int,
+               dilation: int, k: int) -> Node:
+    c_in, H, W = in_shape
+    c_out = 2 * groups
+    out_hw = [(n + 2 * padding - dilation * (k - 1) - 1) // stride + 1 for n in (H, W)]
+    params = {"W": torch.randn(c_out, c_in // groups, k, k, generator=gen, dtype=DTYPE),
+              "b": torch.randn(c_out, generator=gen, dtype=DTYPE)}
+    attrs = {"stride": (stride, stride), "padding": (padding, padding), "dilation": (dilation, dilation),
+             "groups": groups, "in_shape": in_shape}
+    return Node("n", "conv", ("x",), (c_out, *out_hw), params, attrs)
+
+
+def _node(op: str, gen: torch.Generator, variant: int) -> tuple[Node, list[tuple[int, ...]]]:
+    """A node of `op` with random parameters, and its inputs' per-sample shapes; `variant` picks
+    among the op's attribute settings (strides, paddings, axes, ...). Ops not listed act elementwise."""
     if op == "linear":
-        params = {"W": torch.randn(shape[0], in_shape[0], generator=gen, dtype=DTYPE),
-                  "b": torch.randn(shape, generator=gen, dtype=DTYPE)}
-        return Node("n", op, ("x",), shape, params)
+        params = {"W": torch.randn(3, 5, generator=gen, dtype=DTYPE), "b": torch.randn(3, generator=gen, dtype=DTYPE)}
+        return Node("n", op, ("x",), (3,), params), [(5,)]
     if op == "scale_shift":
-        params = {"scale": torch.randn(shape[-1:], generator=gen, dtype=DTYPE),
-                  "shift": torch.randn(shape[-1:], generator=gen, dtype=DTYPE)}
-        return Node("n", op, ("x",), shape, params)
+        params = {"scale": torch.randn(4, generator=gen, dtype=DTYPE),
+                  "shift": torch.randn(4, generator=gen, dtype=DTYPE)}
+        return Node("n", op, ("x",), (2, 4), params), [(2, 4)]
     if op == "reshape":
-        return Node("n", op, ("x",), shape, attrs={"shape": shape})
-    return Node("n", op, ("x",), shape)
-
-
-_SHAPES = {  # op -> (input shape, output shape)
-    "linear": ((5,), (3,)),
-    "relu": ((2, 3), (2, 3)),
-    "reshape": ((6,), (3, 2)),
-    "scale_shift": ((2, 4), (2, 4)),
-}
+        return Node("n", op, ("x",), (3, 2), attrs={"shape": (3, 2)}), [(6,)]
+    if op == "conv":  # (groups, stride, padding, dilation, kernel) over inputs of odd and even sizes
+        groups, stride, padding, dilation, k = [(1, 1, 0, 1, 3), (2, 2, 1, 1, 3), (1, 2, 2, 2, 2),
+                                                (2, 3, 1, 1, 1), (1, 2, 0, 1, 4)][variant % 5]
+        in_shape = (2 * groups, 5 + variant % 2, 6)
+        return _conv_node(gen, in_shape, groups, stride, padding, dilation, k), [in_shape]
+    if op == "pad":
+        pads, value = [(((1, 0), (2, 1)), 0.0), (((0, 2), (0, 0)), -1.5), (((1, 1), (1, 1)), 3.0)][variant % 3]
+        shape = (2, 3 + sum(pads[0]), 4 + sum(pads[1]))
+        return Node("n", op, ("x",), shape, attrs={"pads": pads, "value": value}), [(2, 3, 4)]
+    if op == "add":
+        n_in = 2 + variant % 2
+        return Node("n", op, tuple(f"x{i}" for i in range(n_in)), (2, 3)), [(2, 3)] * n_in
+    if op == "concat":
+        axis = variant % 2
+        sizes = (1, 3, 2)
+        shapes = [(s, 4) if axis == 0 else (4, s) for s in sizes]
+        shape = (6, 4) if axis == 0 else (4, 6)
+        return Node("n", op, ("a", "b", "c"), shape, attrs={"axis": axis, "sizes": sizes}), shapes
+    if op == "transpose":
+        perm = [(1, 0, 2), (2, 0, 1), (1, 2, 0)][variant % 3]
+        in_shape = (2, 3, 4)
+        return Node("n", op, ("x",), tuple(in_shape[p] for p in perm), attrs={"perm": perm}), [in_shape]
+    return Node("n", op, ("x",), (2, 3)), [(2, 3)]
 
 
 def _box(in_shape: tuple[int, ...], gen: torch.Generator, batch: int = 3) -> tuple[torch.Tensor, ...]:
@@ -43,33 +70,34 @@ def _box(in_shape: tuple[int, ...], gen: torch.Generator, batch: int = 3) -> tup
 
 
 @no_deadline
-@given(op=st.sampled_from(sorted(OPS)), seed=st.integers(0, 2**31 - 1))
-def test_interval_contains_forward(op: str, seed: int) -> None:
+@given(op=st.sampled_from(sorted(OPS)), seed=st.integers(0, 2**31 - 1), variant=st.integers(0, 5))
+def test_interval_contains_forward(op: str, seed: int, variant: int) -> None:
     gen = torch.Generator().manual_seed(seed)
-    in_shape, shape = _SHAPES[op]
-    node = _node(op, shape, gen, in_shape)
-    l, u = _box(in_shape, gen)
-    x = random_points(l, u, 200, gen)
-    y = OPS[op].forward(node, x.flatten(0, 1)).reshape((200, 3) + shape)
-    lo, hi = OPS[op].interval(node, (l, u))
-    assert_inside(y, lo, hi, f"{op} interval")
+    node, in_shapes = _node(op, gen, variant)
+    boxes = [_box(s, gen) for s in in_shapes]
+    xs = [random_points(l, u, 200, gen).flatten(0, 1) for l, u in boxes]
+    y = OPS[op].forward(node, *xs)
+    assert tuple(y.shape[1:]) == node.shape, f"{op} forward has shape {tuple(y.shape[1:])}, node says {node.shape}"
+    lo, hi = OPS[op].interval(node, *boxes)
+    assert_inside(y.reshape((200, 3) + node.shape), lo, hi, f"{op} interval")
 
 
 @no_deadline
-@given(op=st.sampled_from(sorted(OPS)), seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 4))
-def test_backward_is_a_valid_lower_bound(op: str, seed: int, rows: int) -> None:
-    """sum(A * y) >= sum(A_in * x) + bias at points of the box; with equality for affine ops."""
+@given(op=st.sampled_from(sorted(OPS)), seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 4),
+       variant=st.integers(0, 5))
+def test_backward_is_a_valid_lower_bound(op: str, seed: int, rows: int, variant: int) -> None:
+    """sum(A * y) >= sum_i sum(A_i * x_i) + bias at points of the box; with equality for affine ops."""
     gen = torch.Generator().manual_seed(seed)
-    in_shape, shape = _SHAPES[op]
-    node = _node(op, shape, gen, in_shape)
-    l, u = _box(in_shape, gen)
-    A = torch.randn((3, rows) + shape, generator=gen, dtype=DTYPE)
-    (A_in,), bias = OPS[op].backward(node, A, ((l, u),), None)
-    A_in = A_in.reshape((3, rows) + in_shape)
-    x = random_points(l, u, 200, gen)
-    y = OPS[op].forward(node, x.flatten(0, 1)).reshape((200, 3) + shape)
+    node, in_shapes = _node(op, gen, variant)
+    boxes = [_box(s, gen) for s in in_shapes]
+    A = torch.randn((3, rows) + node.shape, generator=gen, dtype=DTYPE)
+    A_ins, bias = OPS[op].backward(node, A, tuple(boxes), None)
+    assert len(A_ins) == len(in_shapes)
+    xs = [random_points(l, u, 200, gen) for l, u in boxes]
+    y = OPS[op].forward(node, *(x.flatten(0, 1) for x in xs)).reshape((200, 3) + node.shape)
     exact = (A.unsqueeze(0) * y.unsqueeze(2)).flatten(3).sum(-1)  # (N, B, rows)
-    linear = (A_in.unsqueeze(0) * x.unsqueeze(2)).flatten(3).sum(-1) + bias
+    linear = bias + sum((A_in.reshape((3, rows) + s).unsqueeze(0) * x.unsqueeze(2)).flatten(3).sum(-1)
+                        for A_in, s, x in zip(A_ins, in_shapes, xs) if A_in is not None)
     if OPS[op].affine:
         torch.testing.assert_close(exact, linear.expand_as(exact))
     else:

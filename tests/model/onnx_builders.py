@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import onnx
@@ -31,15 +31,21 @@ def const(output: str, value: np.ndarray, name: str = "") -> onnx.NodeProto:
 
 
 def save(path: Path, nodes: Sequence[onnx.NodeProto], inputs: Sequence[tuple[str, Sequence[Dim]]],
-         outputs: Sequence[tuple[str, Sequence[Dim]]], initializers: Sequence[TensorProto] = (),
+         outputs: Sequence[tuple[str, Optional[Sequence[Dim]]]], initializers: Sequence[TensorProto] = (),
          opset: int = 13, elem_type: int = TensorProto.FLOAT) -> Path:
-    """Write a model (float32 unless told); symbolic dims are given as strings."""
+    """Write a model (float32 unless told); symbolic dims are given as strings, None leaves a shape unknown."""
     def info(name: str, shape: Sequence[Dim]) -> onnx.ValueInfoProto:
-        return helper.make_tensor_value_info(name, elem_type, list(shape))
+        return helper.make_tensor_value_info(name, elem_type, None if shape is None else list(shape))
 
     graph = helper.make_graph(list(nodes), "test", [info(*i) for i in inputs], [info(*o) for o in outputs],
                               initializer=list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    if any(shape is None for _, shape in outputs):  # let ONNX's shape inference write them
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        known = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+        for out in model.graph.output:
+            if not out.type.tensor_type.HasField("shape"):
+                out.CopyFrom(known[out.name])
     model.ir_version = min(model.ir_version, 8)  # what the installed onnxruntime reads
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

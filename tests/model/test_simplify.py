@@ -10,8 +10,9 @@ from onnx import helper
 
 from tests.model.onnx_builders import init, ops, rand, raw_graph, save
 from verifier.model.graph import Graph, Node
-from verifier.model.simplify import (PASSES, drop_identities, merge_linear_into_scale_shift, merge_reshapes,
-                                     merge_scale_shift_into_linear, merge_scale_shifts, simplify)
+from verifier.model.simplify import (PASSES, drop_identities, merge_conv_into_scale_shift,
+                                     merge_linear_into_scale_shift, merge_reshapes, merge_scale_shift_into_linear,
+                                     merge_scale_shifts, simplify)
 
 
 def _same_outputs(a: Graph, b: Graph, seed: int = 0) -> None:
@@ -49,9 +50,10 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Graph:
 
 
 def test_each_pass_keeps_outputs(mixed: Graph) -> None:
-    """Applied in order, every pass has something to rewrite and none changes the outputs."""
+    """Applied in order, every pass has something to rewrite and none changes the outputs (the
+    conv pass has a graph of its own below)."""
     g = mixed
-    for p in PASSES:
+    for p in (p for p in PASSES if p is not merge_conv_into_scale_shift):
         out = p(g)
         assert out is not g, f"{p.__name__} found nothing to do"
         _same_outputs(g, out)
@@ -150,3 +152,19 @@ def test_simplify_random_chains(layers: list[str], seed: int) -> None:
     affine = {"linear", "scale_shift"}
     assert not any(a in affine and b in affine for a, b in zip(kinds, kinds[1:])), ops(out)
     assert not any(a == b == "reshape" for a, b in zip(ops(out), ops(out)[1:]))
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_batch_norm_fuses_into_the_conv(per_channel: bool) -> None:
+    """conv -> scale_shift constant within each channel becomes one conv; one varying across
+    positions stays."""
+    gen = torch.Generator().manual_seed(0)
+    conv = ("conv", {"W": torch.randn(3, 2, 3, 3, generator=gen), "b": torch.randn(3, generator=gen)},
+            {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1, "in_shape": (2, 4, 4)}, (3, 4, 4))
+    shape = (3, 1, 1) if per_channel else (3, 4, 1)
+    bn = ("scale_shift", {"scale": torch.randn(shape, generator=gen), "shift": torch.randn(shape, generator=gen)},
+          {}, (3, 4, 4))
+    g = _chain((2, 4, 4), [conv, bn])
+    out = merge_conv_into_scale_shift(g)
+    _same_outputs(g, out)
+    assert ops(out) == (["input", "conv"] if per_channel else ["input", "conv", "scale_shift"])

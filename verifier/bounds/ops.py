@@ -30,38 +30,15 @@ Rule contracts (B = batch, R = number of bound rows, `*s` = a node's per-sample 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
 from verifier.bounds.box import dot_rows
+from verifier.bounds.rule import (  # noqa: F401 - OpRule and the aliases are re-exported
+    Box, BackwardResult, BackwardRule, OpRule, Tensor, no_bias as _no_bias, per_sample_sum as _per_sample_sum,
+)
 from verifier.model.graph import Node
-
-Tensor = torch.Tensor
-Box = tuple[Tensor, Tensor]
-BackwardResult = tuple[list[Optional[Tensor]], Tensor]
-BackwardRule = Callable[[Node, Tensor, Sequence[Optional[Box]], Optional[Tensor]], BackwardResult]
-
-
-@dataclass(frozen=True)
-class OpRule:
-    forward: Callable[..., Tensor]  # forward(node, *input_values) -> output value, batched
-    interval: Callable[..., Box]  # interval(node, *input_boxes) -> (lower, upper)
-    backward: BackwardRule  # see the module docstring
-    affine: bool = False  # backward is exact and ignores input_bounds and relax
-    # exact_where(l, u) -> bool mask (B, *s) of the (single) input's neurons on which the relaxation
-    # is already exact, so tightening their bounds cannot help; None: assume it never is.
-    exact_where: Optional[Callable[[Tensor, Tensor], Tensor]] = None
-
-
-def _no_bias(A: Tensor) -> Tensor:
-    return A.new_zeros(A.shape[:2])
-
-
-def _per_sample_sum(t: Tensor) -> Tensor:
-    """Sum over the per-sample dims of a (B, R, *s) tensor -> (B, R)."""
-    return t.flatten(2).sum(-1)
 
 
 # --- linear: y = x @ W.T + b ---------------------------------------------------------------------
@@ -176,7 +153,7 @@ def _scale_shift_backward(node: Node, A: Tensor, input_bounds: Sequence[Optional
     return [A * node.params["scale"]], _per_sample_sum(A * node.params["shift"])
 
 
-OPS: dict[str, OpRule] = {
+BASIC_OPS: dict[str, OpRule] = {
     "linear": OpRule(forward=_linear, interval=_linear_interval, backward=_linear_backward, affine=True),
     "relu": OpRule(forward=_relu, interval=_relu_interval, backward=_relu_backward,
                    exact_where=_relu_exact_where),
@@ -184,3 +161,9 @@ OPS: dict[str, OpRule] = {
     "scale_shift": OpRule(forward=_scale_shift, interval=_scale_shift_interval,
                           backward=_scale_shift_backward, affine=True),
 }
+
+# The rule modules import only `verifier.bounds.rule`, never this registry, so the order is free.
+from verifier.bounds.conv_ops import CONV_OPS  # noqa: E402
+from verifier.bounds.tensor_ops import TENSOR_OPS  # noqa: E402
+
+OPS: dict[str, OpRule] = {**BASIC_OPS, **CONV_OPS, **TENSOR_OPS}

@@ -111,10 +111,18 @@ def check_supported(model: "onnx.ModelProto", supported: Iterable[str]) -> None:
         raise UnsupportedModelError(f"unsupported ONNX ops: {listed}")
 
 
+# What to do instead, for ops a user is likely to meet.
+_HINTS = {
+    "Softmax": "verify the logits instead: export the model without its final Softmax (the argmax is the same)",
+    "LogSoftmax": "verify the logits instead: export the model without its final LogSoftmax",
+}
+
+
 def _op_entry(op: str, names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_NODES_LISTED])
     more = f", +{len(names) - _MAX_NODES_LISTED} more" if len(names) > _MAX_NODES_LISTED else ""
-    return f"{op} (nodes: {shown}{more})"
+    hint = f" -- {_HINTS[op]}" if op in _HINTS else ""
+    return f"{op} (nodes: {shown}{more}){hint}"
 
 
 def opset(model: "onnx.ModelProto") -> int:

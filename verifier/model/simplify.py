@@ -199,6 +199,33 @@ def merge_linears(g: Graph) -> Graph:
     return _first_rewrite(g, rewrite)
 
 
+def _per_channel(t: torch.Tensor, shape: tuple[int, ...]) -> Optional[torch.Tensor]:
+    """A scale/shift parameter as a float64 vector over the channels of a (C, H, W) shape, or None when it
+    varies within a channel."""
+    full = torch.broadcast_to(t.to(torch.float64), shape)
+    first = full[:, :1, :1]
+    return first.reshape(-1) if torch.equal(full, first.expand_as(full)) else None
+
+
+def merge_conv_into_scale_shift(g: Graph) -> Graph:
+    """conv -> per-channel scale_shift (a batch norm): W'[c] = s[c] W[c], b' = s b + t."""
+    def rewrite(g: Graph, n: Node, consumers: dict[str, list[str]]) -> Optional[Graph]:
+        if n.op != "scale_shift":
+            return None
+        src = g.by_name[n.inputs[0]]
+        if src.op != "conv" or not _single_use(g, src.name, consumers):
+            return None
+        s, t = _per_channel(n.params["scale"], n.shape), _per_channel(n.params["shift"], n.shape)
+        if s is None or t is None:
+            return None
+        w, b = _f64(src.params["W"]), _f64(src.params["b"])
+        dtype = src.params["W"].dtype
+        params = {"W": (w * s.view(-1, 1, 1, 1)).to(dtype).contiguous(), "b": (s * b + t).to(dtype).contiguous()}
+        new = replace(src, params=params, source=_join(src.source, n.source))
+        return _rewire(g, {src.name: new}, {n.name: n.inputs[0]})
+    return _first_rewrite(g, rewrite)
+
+
 PASSES: tuple[Pass, ...] = (
     drop_identities,
     merge_reshapes,
@@ -206,6 +233,7 @@ PASSES: tuple[Pass, ...] = (
     merge_scale_shift_into_linear,
     merge_linear_into_scale_shift,
     merge_linears,
+    merge_conv_into_scale_shift,
 )
 
 

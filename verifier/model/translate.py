@@ -75,6 +75,13 @@ class _Ctx:
     def emit(self, op: str, x: _Var, shape: tuple[int, ...], suffix: str = "", **kw: Any) -> str:
         return self.builder.emit(self.hint + suffix, op, (x.node,), shape, self.label, **kw)
 
+    def emit_var(self, op: str, inputs: tuple[_Var, ...], probe: torch.Tensor, suffix: str = "",
+                 **kw: Any) -> _Var:
+        """Emit a node over any number of inputs and return it as a value with its probe."""
+        name = self.builder.emit(self.hint + suffix, op, tuple(v.node for v in inputs), _sample_shape(probe),
+                                 self.label, **kw)
+        return _Var(name, probe.detach().to(DTYPE))
+
     def unsupported(self, reason: str) -> UnsupportedModelError:
         return UnsupportedModelError(f"node {self.label} ({self.op}): {reason}")
 
@@ -112,6 +119,8 @@ def _binary(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     """Add/Sub/Mul/Div with one constant operand -> y = x * scale + shift."""
     first, second = inputs
     if _is_var(first) and _is_var(second):
+        if ctx.op in ("Add", "Sub"):
+            return _add_vars(ctx, first, second, out)
         raise ctx.unsupported("both operands depend on the input")
     x, c, const_first = (second, first, True) if _is_var(second) else (first, second, False)
     if tuple(out.shape) != tuple(x.probe.shape):
@@ -134,6 +143,18 @@ def _binary(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     else:
         scale, shift = 1.0 / c, zero
     return _emit_scale_shift(ctx, x, scale, shift, out)
+
+
+def _add_vars(ctx: _Ctx, first: _Var, second: _Var, out: torch.Tensor) -> str:
+    """x + y (a residual connection) or x - y = x + (-1)·y, for operands of the output's shape."""
+    if first.sample_shape != _sample_shape(out) or second.sample_shape != _sample_shape(out):
+        raise ctx.unsupported(f"operands of shapes {list(first.sample_shape)} and {list(second.sample_shape)} "
+                              "broadcast; only equal shapes are supported")
+    if ctx.op == "Sub":
+        minus = torch.full((), -1.0, dtype=DTYPE)
+        second = ctx.emit_var("scale_shift", (second,), -second.probe, "_neg",
+                              params={"scale": minus, "shift": torch.zeros((), dtype=DTYPE)})
+    return ctx.emit_var("add", (first, second), out).node
 
 
 def _emit_scale_shift(ctx: _Ctx, x: _Var, scale: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> str:
@@ -198,6 +219,262 @@ def _emit_linear(ctx: _Ctx, x: _Var, w: torch.Tensor, b: torch.Tensor, out: torc
     return y
 
 
+# ---- image ops --------------------------------------------------------------------------------------
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _conv_var(ctx: _Ctx, x: _Var, w: torch.Tensor, b: torch.Tensor | None, suffix: str = "",
+              stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> _Var:
+    """Emit a conv node (its output shape from the probe) and return it as a value."""
+    w = _const(w).contiguous()
+    b = torch.zeros(w.shape[0], dtype=DTYPE) if b is None else _const(b).contiguous()
+    attrs = {"stride": _pair(stride), "padding": _pair(padding), "dilation": _pair(dilation), "groups": int(groups),
+             "in_shape": x.sample_shape}
+    probe = torch.nn.functional.conv2d(x.probe, w, b, attrs["stride"], attrs["padding"], attrs["dilation"],
+                                       attrs["groups"])
+    return ctx.emit_var("conv", (x,), probe, suffix, params={"W": w.clone(), "b": b.clone()}, attrs=attrs)
+
+
+def _conv(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Conv: nn.Conv1d/2d from onnx2torch, after an explicit pad module when the ONNX pads are asymmetric."""
+    x = inputs[0]
+    for mod in (ctx.module if isinstance(ctx.module, nn.Sequential) else [ctx.module]):
+        if isinstance(mod, nn.Conv1d):  # (C, L) as (C, 1, L)
+            x2 = _Var(ctx.emit("reshape", x, (x.sample_shape[0], 1, x.sample_shape[1]), "_2d",
+                               attrs={"shape": (x.sample_shape[0], 1, x.sample_shape[1])}), x.probe.unsqueeze(2))
+            y = _conv_var(ctx, x2, mod.weight.unsqueeze(2), mod.bias, "", (1, mod.stride[0]), (0, mod.padding[0]),
+                          (1, mod.dilation[0]), mod.groups)
+            shape = (y.sample_shape[0], y.sample_shape[2])
+            x = _Var(ctx.builder.emit(ctx.hint + "_1d", "reshape", (y.node,), shape, ctx.label,
+                                      attrs={"shape": shape}), y.probe.squeeze(2))
+        elif isinstance(mod, nn.Conv2d):
+            if mod.padding_mode != "zeros" or isinstance(mod.padding, str):
+                raise ctx.unsupported(f"padding {mod.padding!r} in mode {mod.padding_mode!r}")
+            x = _conv_var(ctx, x, mod.weight, mod.bias, "", mod.stride, mod.padding, mod.dilation, mod.groups)
+        elif _is_pad_module(mod):
+            x = _pad_var(ctx, x, list(mod.pads), mod.mode, mod.constant_value)
+        else:
+            raise ctx.unsupported(f"a {type(mod).__name__} (only 1-D and 2-D convolutions are supported)")
+    return x.node
+
+
+def _is_pad_module(mod: nn.Module) -> bool:
+    return type(mod).__name__ == "OnnxPadStatic"
+
+
+def _pad_var(ctx: _Ctx, x: _Var, torch_pads: list[int], mode: str, value: float) -> _Var:
+    """Constant padding in torch's format (pairs for the last dim first) of a (C, H, W) or (C, L) value."""
+    pads = [int(p) for p in torch_pads]
+    rank = len(x.sample_shape)
+    if mode != "constant":
+        raise ctx.unsupported(f"{mode} padding (only constant padding is supported)")
+    if any(p < 0 for p in pads):
+        raise ctx.unsupported("negative pads (cropping)")
+    if not math.isfinite(float(value)):
+        raise ctx.unsupported(f"padding with {value}")
+    pairs = [tuple(pads[i: i + 2]) for i in range(0, len(pads), 2)]  # last dim first
+    if not any(pads):
+        return x
+    if rank not in (2, 3) or any(any(p) for p in pairs[2:]):
+        raise ctx.unsupported("padding other than along the last two dims of a (C, H, W) or (C, L) value")
+    if rank == 2:  # (C, L): pad L only
+        if len(pairs) > 1 and any(pairs[1]):
+            raise ctx.unsupported("padding along the channel dim")
+        x = _Var(ctx.emit("reshape", x, (x.sample_shape[0], 1, x.sample_shape[1]), "_2d",
+                          attrs={"shape": (x.sample_shape[0], 1, x.sample_shape[1])}), x.probe.unsqueeze(2))
+        pairs = [pairs[0], (0, 0)]
+    hw_pads = ((pairs[1] if len(pairs) > 1 else (0, 0)), pairs[0])
+    probe = torch.nn.functional.pad(x.probe, [p for pair in pairs[:2] for p in pair] + [0] * (4 - 2 * len(pairs[:2])),
+                                    value=float(value))
+    y = ctx.emit_var("pad", (x,), probe, "_pad", attrs={"pads": hw_pads, "value": float(value)})
+    if rank == 2:
+        shape = (y.sample_shape[0], y.sample_shape[2])
+        y = _Var(ctx.builder.emit(ctx.hint + "_1d", "reshape", (y.node,), shape, ctx.label, attrs={"shape": shape}),
+                 y.probe.squeeze(2))
+    return y
+
+
+def _pad(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    mod = ctx.module
+    if _is_pad_module(mod):
+        return _pad_var(ctx, inputs[0], list(mod.pads), mod.mode, mod.constant_value).node
+    # OnnxPadDynamic: pads (ONNX order: all begins, then all ends) and value as constant inputs
+    if any(_is_var(v) for v in inputs[1:]):
+        raise ctx.unsupported("pads computed from the input")
+    onnx_pads = [int(p) for p in _const(inputs[1]).flatten().tolist()]
+    half = len(onnx_pads) // 2
+    torch_pads = [p for begin, end in zip(onnx_pads[:half][::-1], onnx_pads[half:][::-1]) for p in (begin, end)]
+    value = float(_const(inputs[2]).item()) if len(inputs) > 2 and inputs[2] is not None else 0.0
+    mode = getattr(mod, "mode", "constant")
+    return _pad_var(ctx, inputs[0], torch_pads[: 2 * (len(inputs[0].sample_shape) + 1)], mode, value).node
+
+
+def _pool_module(ctx: _Ctx, kinds: tuple[type, ...]) -> tuple[list[nn.Module], nn.Module]:
+    """The pooling module and the pad modules before it (asymmetric ONNX pads)."""
+    mods = list(ctx.module) if isinstance(ctx.module, nn.Sequential) else [ctx.module]
+    pool = mods[-1]
+    if not isinstance(pool, kinds) or not all(_is_pad_module(m) for m in mods[:-1]):
+        raise ctx.unsupported(f"{type(pool).__name__} (only 2-D pooling is supported)")
+    if getattr(pool, "ceil_mode", False):
+        raise ctx.unsupported("ceil_mode=1")
+    return mods[:-1], pool
+
+
+def _average_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    from verifier.model.pooling import average_divisor_fix, average_weights
+
+    pads, pool = _pool_module(ctx, (nn.AvgPool2d,))
+    x = inputs[0]
+    for pad in pads:
+        x = _pad_var(ctx, x, list(pad.pads), pad.mode, pad.constant_value)
+    kernel, stride, padding = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.padding)
+    if pool.divisor_override:
+        raise ctx.unsupported("divisor_override")
+    y = _conv_var(ctx, x, average_weights(x.sample_shape[0], kernel, DTYPE), None, "", stride, padding, 1,
+                  x.sample_shape[0])
+    if any(padding) and not pool.count_include_pad:
+        fix = average_divisor_fix(x.sample_shape[1:], kernel, stride, padding, DTYPE)
+        y = ctx.emit_var("scale_shift", (y,), y.probe * fix, "_count",
+                         params={"scale": fix, "shift": torch.zeros((), dtype=DTYPE)})
+    return y.node
+
+
+def _global_average_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    from verifier.model.pooling import average_weights
+
+    x = inputs[0]
+    if len(x.sample_shape) != 3:
+        raise ctx.unsupported(f"input of per-sample shape {list(x.sample_shape)} (expects (C, H, W))")
+    c, h, w = x.sample_shape
+    return _conv_var(ctx, x, average_weights(c, (h, w), DTYPE), None, "", 1, 0, 1, c).node
+
+
+def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """MaxPool as a tree of max(a, b) = relu(a - b) + b (see verifier.model.pooling)."""
+    from verifier.model.pooling import max_levels
+
+    pads, pool = _pool_module(ctx, (nn.MaxPool2d,))
+    if pads or any(_pair(pool.padding)):
+        raise ctx.unsupported("padded MaxPool")
+    x = inputs[0]
+    if len(x.sample_shape) != 3:
+        raise ctx.unsupported(f"input of per-sample shape {list(x.sample_shape)} (expects (C, H, W))")
+    channels = x.sample_shape[0]
+    kernel, stride, dilation = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.dilation)
+    if kernel == (1, 1):
+        return _conv_var(ctx, x, torch.ones(channels, 1, 1, 1), None, "", stride, 0, 1, channels).node
+    for i, level in enumerate(max_levels(channels, kernel, DTYPE)):
+        geometry = (stride, 0, dilation) if i == 0 else (1, 0, 1)
+        diff = _conv_var(ctx, x, level.diff, None, f"_d{i}", *geometry, channels)
+        relu = ctx.emit_var("relu", (diff,), torch.relu(diff.probe), f"_r{i}")
+        rest = _conv_var(ctx, x, level.select, None, f"_s{i}", *geometry, channels)
+        placed = _conv_var(ctx, relu, level.embed, None, f"_e{i}", 1, 0, 1, channels)
+        x = ctx.emit_var("add", (placed, rest), placed.probe + rest.probe, f"_m{i}")
+    return x.node
+
+
+def _batch_norm(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Inference-mode BatchNormalization: a per-channel scale_shift (fused into a conv or linear layer
+    before it by the simplifier)."""
+    mod = ctx.module
+    if not isinstance(mod, nn.modules.batchnorm._BatchNorm) or mod.running_var is None:
+        raise ctx.unsupported(f"a {type(mod).__name__} without running statistics")
+    x = inputs[0]
+    scale = _const(mod.running_var).add(mod.eps).rsqrt()
+    weight = _const(mod.weight) if mod.weight is not None else torch.ones_like(scale)
+    bias = _const(mod.bias) if mod.bias is not None else torch.zeros_like(scale)
+    scale = scale * weight
+    shift = bias - _const(mod.running_mean) * scale
+    view = (-1,) + (1,) * (len(x.sample_shape) - 1)
+    return _emit_scale_shift(ctx, x, scale.reshape(view), shift.reshape(view), out)
+
+
+# ---- tensor ops -------------------------------------------------------------------------------------
+
+def _concat(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    if not all(_is_var(v) for v in inputs):
+        raise ctx.unsupported("concatenation with a constant tensor")
+    axis = int(ctx.module.axis)
+    axis = axis + out.dim() if axis < 0 else axis
+    if axis == 0:
+        raise ctx.unsupported("concatenation along the batch dim")
+    sizes = tuple(v.sample_shape[axis - 1] for v in inputs)
+    return ctx.emit_var("concat", tuple(inputs), out, attrs={"axis": axis - 1, "sizes": sizes}).node
+
+
+def _transpose(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    perm = getattr(ctx.module, "perm", None)
+    rank = out.dim()
+    perm = list(range(rank))[::-1] if perm is None else [int(p) + rank if int(p) < 0 else int(p) for p in perm]
+    if perm[0] != 0:
+        raise ctx.unsupported(f"perm {perm} moves the batch dim")
+    per_sample = tuple(p - 1 for p in perm[1:])
+    return ctx.emit("transpose", inputs[0], _sample_shape(out), attrs={"perm": per_sample})
+
+
+def _squeeze_like(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Squeeze/Unsqueeze: a reshape, once a batch-2 probe shows the batch dim is left alone."""
+    if any(_is_var(v) for v in inputs[1:]):
+        raise ctx.unsupported("axes computed from the input")
+    x = inputs[0]
+    probe = torch.randn((2,) + x.sample_shape, dtype=DTYPE)
+    with torch.no_grad():
+        two = ctx.module(probe, *inputs[1:])
+    if two.shape[0] != 2 or tuple(two.shape[1:]) != _sample_shape(out) or not torch.equal(
+            two.reshape(-1), probe.reshape(-1)):
+        raise ctx.unsupported("changes the batch dim")
+    return _reshape(ctx, [x], out)
+
+
+def _clip(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Clip(x, lo, hi) = lo + relu(x - lo) - relu(x - hi); with one bound only, one relu."""
+    mod, x = ctx.module, inputs[0]
+    if isinstance(mod, nn.ReLU6):  # what onnx2torch makes of Clip(0, 6), and of Clip(0) and Clip():
+        lo, hi = 0.0, 6.0
+    elif isinstance(mod, (nn.ReLU, nn.Identity)):
+        lo, hi = (0.0 if isinstance(mod, nn.ReLU) else None), None
+    else:  # OnnxClip: constant bounds as attributes
+        lo, hi = getattr(mod, "min_val", None), getattr(mod, "max_val", None)
+    lo = None if lo is None or not math.isfinite(float(lo)) else float(lo)
+    hi = None if hi is None or not math.isfinite(float(hi)) else float(hi)
+    one, zero = torch.ones((), dtype=DTYPE), torch.zeros((), dtype=DTYPE)
+
+    def shifted_relu(scale: float, shift: float, suffix: str) -> _Var:
+        """relu(scale * x + shift)."""
+        pre = ctx.emit_var("scale_shift", (x,), x.probe * scale + shift, suffix + "_in",
+                           params={"scale": one * scale, "shift": one * shift})
+        return ctx.emit_var("relu", (pre,), torch.relu(pre.probe), suffix)
+
+    if lo is None and hi is None:
+        return x.node
+    if hi is None:  # lo + relu(x - lo)
+        r = shifted_relu(1.0, -lo, "_lo")
+        return _emit_scale_shift(ctx, r, one, one * lo, out)
+    if lo is None:  # hi - relu(hi - x)
+        r = shifted_relu(-1.0, hi, "_hi")
+        return _emit_scale_shift(ctx, r, -one, one * hi, out)
+    if hi < lo:
+        raise ctx.unsupported(f"min {lo} > max {hi}")
+    upper = shifted_relu(1.0, -lo, "_lo")
+    lower = shifted_relu(1.0, -hi, "_hi")
+    neg = ctx.emit_var("scale_shift", (lower,), -lower.probe, "_neg", params={"scale": -one, "shift": zero})
+    both = ctx.emit_var("add", (upper, neg), upper.probe + neg.probe, "_sum")
+    return _emit_scale_shift(ctx, both, one, one * lo, out)
+
+
+def _elementwise(op: str) -> Callable[[_Ctx, list[Value], torch.Tensor], str]:
+    def handler(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+        return ctx.emit(op, inputs[0], _sample_shape(out))
+    return handler
+
+
+def _leaky_relu(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    slope = float(getattr(ctx.module, "negative_slope", 0.01))
+    return ctx.emit("leaky_relu", inputs[0], _sample_shape(out), attrs={"alpha": slope})
+
+
 _HANDLERS: dict[str, Callable[[_Ctx, list[Value], torch.Tensor], str]] = {
     "Relu": _relu,
     "Flatten": _reshape,
@@ -209,6 +486,20 @@ _HANDLERS: dict[str, Callable[[_Ctx, list[Value], torch.Tensor], str]] = {
     "Div": _binary,
     "MatMul": _matmul,
     "Gemm": _gemm,
+    "Conv": _conv,
+    "Pad": _pad,
+    "AveragePool": _average_pool,
+    "GlobalAveragePool": _global_average_pool,
+    "MaxPool": _max_pool,
+    "BatchNormalization": _batch_norm,
+    "Concat": _concat,
+    "Transpose": _transpose,
+    "Squeeze": _squeeze_like,
+    "Unsqueeze": _squeeze_like,
+    "Clip": _clip,
+    "Sigmoid": _elementwise("sigmoid"),
+    "Tanh": _elementwise("tanh"),
+    "LeakyRelu": _leaky_relu,
 }
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})  # y = x at inference; Dropout's mask output is not supported
 SUPPORTED_OPS = frozenset(_HANDLERS) | _ALIAS_OPS | {"Constant"}
