@@ -374,18 +374,19 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                 deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all."""
-    from verifier.bab.relu_split import relu_split_bab
+    from verifier.bab.relu_split import RootBounds, relu_split_bab
 
     updated = list(outcomes)
     for i, outcome in enumerate(outcomes):
         if outcome.verdict != UNKNOWN:
             continue
         lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
+        root = RootBounds(problem.graph, lower, upper, deadline.at)  # shared by the box's clauses
         results = []
         for j in open_clauses[i]:
             found: list[Counterexample] = []
             res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at,
-                                 _accepting(problem, i, j, found))
+                                 _accepting(problem, i, j, found), root=root)
             if res.verdict == SAT:
                 updated[i] = PropertyOutcome(i, SAT, "bab", None)
                 return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from verifier.bab.relu_split import (
-    ReluSplitConfig, _bound, _children, _Domains, _Search, relu_split_bab,
+    ReluSplitConfig, RootBounds, _bound, _children, _Domains, _Search, relu_split_bab,
 )
 from verifier.model.graph import Graph, Node
 
@@ -267,7 +267,9 @@ def test_split_domain_bounds_hold_on_their_points(seed: int, beta: bool) -> None
     sampled point of the box that meets the domain's decisions, and children's boxes are clamped."""
     p = make_problem(500 + seed, offset=0.0)
     config = ReluSplitConfig(iterations=15, beta=beta, lr_beta=0.5, mix_rows=False)
-    search = _Search(p.graph, p.lower, p.upper, p.C, p.d, time.monotonic() + 60, p.accept, config)
+    deadline = time.monotonic() + 60
+    search = _Search(p.graph, p.lower, p.upper, p.C, p.d, deadline, p.accept, config,
+                     RootBounds(p.graph, p.lower, p.upper, deadline, config))
     gen = torch.Generator().manual_seed(seed)
     doms = search._root()
     x = p.lower + torch.rand((4000, p.lower.shape[0]), generator=gen, dtype=DTYPE) * (p.upper - p.lower)

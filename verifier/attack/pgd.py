@@ -36,9 +36,10 @@ def clause_objective(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch
 
 
 def _hinge_loss(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """Sum over rows of max(C_i·y + d_i, 0): for a conjunction it pushes every violated row down at
-    once, where the max objective's gradient follows one row and stalls where rows tie."""
-    return torch.relu(torch.einsum("bkm,bm->bk", C, y) + d).sum(dim=1)
+    """Sum over rows of max(C_i·y + d_i, 0), C (k, m) shared by the batch: for a conjunction it pushes
+    every violated row down at once, where the max objective's gradient follows one row and stalls
+    where rows tie."""
+    return torch.relu(y @ C.T + d).sum(dim=1)
 
 
 def pgd_attack(
@@ -49,42 +50,69 @@ def pgd_attack(
     config: AttackConfig = AttackConfig(),
     deadline: float | None = None,
 ) -> list[Candidate]:
-    """Minimise each clause's objective from `restarts` starts (the centre among them), all in one batch.
+    """Minimise the clauses' objectives from `restarts` starts (the centre among them), in one batch.
 
-    Returns, per clause, the best point found, sorted by objective (most violating first).
+    The batch stays `restarts` points however many clauses there are (a robustness spec has one per
+    other class): the first half of the starts each chase one clause, round robin, the others chase
+    whichever clause is closest to holding (a disjunction needs only one); see `_targets`. Every
+    point is scored on every clause. Returns, per clause, the best point found, sorted by objective (most violating first).
     """
     if not clauses:
         return []
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    n, r = lower.numel(), max(1, config.restarts)
+    n, r, m = lower.numel(), max(1, config.restarts), len(clauses)
     lo, hi = lower.reshape(1, n), upper.reshape(1, n)
     width = hi - lo
-    starts = torch.rand((len(clauses) * r, n), generator=gen, dtype=lower.dtype).to(lower.device)
-    starts[::r] = 0.5  # the centre is always one of the starts
+    starts = torch.rand((r, n), generator=gen, dtype=lower.dtype).to(lower.device)
+    targets, centred = _targets(r, m, lower.device)  # (r, m): which clauses each start chases
+    starts[centred] = 0.5
     x = lo + starts * width
-    C = torch.cat([c.unsqueeze(0).expand(r, -1, -1) for c, _ in clauses], dim=0).to(lower)
-    d = torch.cat([dd.unsqueeze(0).expand(r, -1) for _, dd in clauses], dim=0).to(lower)
-    best_x, best_obj = x.detach().clone(), torch.full((x.shape[0],), math.inf, dtype=x.dtype, device=x.device)
+    clauses = [(c.to(lower), dd.to(lower)) for c, dd in clauses]
+    best_x = x.detach().unsqueeze(0).expand(m, -1, -1)[:, 0].clone()  # (m, n)
+    best_obj = torch.full((m,), math.inf, dtype=x.dtype, device=x.device)
     for step in range(config.steps + 1):
         x = x.detach().requires_grad_(True)
-        obj = clause_objective(graph.forward(x).reshape(x.shape[0], -1), C, d)
-        improved = obj.detach() < best_obj
-        best_obj = torch.where(improved, obj.detach(), best_obj)
-        best_x = torch.where(improved.unsqueeze(1), x.detach(), best_x)
+        y = graph.forward(x).reshape(r, -1)
+        objs = torch.stack([clause_objective(y, C.expand(r, -1, -1), d.expand(r, -1)) for C, d in clauses], dim=1)
+        _keep_best(best_x, best_obj, x.detach(), objs.detach())
         if step == config.steps or (deadline is not None and time.monotonic() > deadline):
             break
         if bool((best_obj <= 0).any()) and step > 0:
             break  # a candidate exists; replay decides whether it is real
-        loss = _hinge_loss(graph.forward(x).reshape(x.shape[0], -1), C, d) if C.shape[1] > 1 else obj
+        losses = torch.stack([_hinge_loss(y, C, d) if C.shape[0] > 1 else objs[:, j]
+                              for j, (C, d) in enumerate(clauses)], dim=1)
+        loss = torch.where(targets, losses, torch.full_like(losses, math.inf)).amin(dim=1)
         (grad,) = torch.autograd.grad(loss.sum(), x) if loss.requires_grad else (torch.zeros_like(x),)
         lr = 0.1 * (1e-4 ** (step / max(1, config.steps - 1)))  # 0.1 -> 1e-5 of the width, geometrically
         x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), lo), hi)
-    return _best_per_clause(best_x, best_obj, len(clauses), r)
-
-
-def _best_per_clause(xs: torch.Tensor, objs: torch.Tensor, n_clauses: int, r: int) -> list[Candidate]:
-    out = []
-    for j in range(n_clauses):
-        k = int(torch.argmin(objs[j * r:(j + 1) * r])) + j * r
-        out.append(Candidate(x=xs[k], objective=float(objs[k]), clause_index=j))
+    out = [Candidate(x=best_x[j], objective=float(best_obj[j]), clause_index=j) for j in range(m)]
     return sorted(out, key=lambda c: c.objective)
+
+
+def _targets(r: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, m) mask of the clauses each start chases, and the starts placed at the box's centre.
+
+    Starts 0 .. r//2 - 1 (at least one) chase clause i % m alone, the rest chase all clauses. The
+    first start of each clause and the first joint start begin at the centre, which sign-gradient
+    steps with a shrinking rate search well from; the others begin at random points.
+    """
+    targets = torch.ones((r, m), dtype=torch.bool, device=device)
+    centred = torch.zeros(r, dtype=torch.bool, device=device)
+    centred[0] = True
+    if m > 1:
+        single = max(1, r // 2)
+        targets[:single] = False
+        rows = torch.arange(single, device=device)
+        targets[rows, rows % m] = True
+        centred[: min(single, m)] = True
+        if single < r:
+            centred[single] = True
+    return targets, centred
+
+
+def _keep_best(best_x: torch.Tensor, best_obj: torch.Tensor, x: torch.Tensor, objs: torch.Tensor) -> None:
+    """Per clause, keep the point with the smallest objective seen so far (in place)."""
+    obj, idx = objs.min(dim=0)  # (m,)
+    improved = obj < best_obj
+    best_obj.copy_(torch.where(improved, obj, best_obj))
+    best_x.copy_(torch.where(improved.unsqueeze(1), x[idx], best_x))

@@ -173,9 +173,31 @@ class _Stack:
         return min((float(c.margin.min()) for c in self.chunks), default=math.inf)
 
 
+class RootBounds:
+    """The root's pre-activation bounds of one input box, computed once and shared by every clause
+    searched over that box (they do not depend on the objective): float32 on first use, float64 for
+    the thin-proof rechecks on first need."""
+
+    def __init__(self, graph: Graph, lower: Tensor, upper: Tensor, deadline: float,
+                 config: ReluSplitConfig = ReluSplitConfig()) -> None:
+        self.graph = on_device_of(graph, lower)
+        self.xl, self.xu = lower.reshape(1, -1), upper.reshape(1, -1)
+        self.layers = list(relaxed_inputs(self.graph))
+        self.optimise = (config.root_intermediate_iterations, config.lr_alpha, deadline)
+        self._boxes: dict[torch.dtype, dict[str, Box]] = {}
+
+    def boxes(self, dtype: torch.dtype) -> dict[str, Box]:
+        if dtype not in self._boxes:
+            graph = self.graph if dtype == self.xl.dtype else self.graph.to(self.xl.device, dtype)
+            self._boxes[dtype] = _intermediate(graph, self.xl.to(dtype), self.xu.to(dtype), self.layers, None, -1,
+                                               None, optimise=self.optimise)
+        return self._boxes[dtype]
+
+
 def relu_split_bab(
     graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, deadline: float,
     is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig = ReluSplitConfig(),
+    root: Optional[RootBounds] = None,
 ) -> BabOutcome:
     """Decide whether some x in [lower, upper] meets every row of C·f(x) + d <= 0.
 
@@ -185,13 +207,14 @@ def relu_split_bab(
     unsat: no such x (the margin is the smallest proved lower bound of max_i (C_i·f(x) + d_i));
     timeout / unknown: undecided (the margin is the worst open lower bound).
     """
-    search = _Search(graph, lower, upper, C, d, deadline, is_counterexample, config)
+    root = root if root is not None else RootBounds(graph, lower, upper, deadline, config)
+    search = _Search(graph, lower, upper, C, d, deadline, is_counterexample, config, root)
     return search.run()
 
 
 class _Search:
     def __init__(self, graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, deadline: float,
-                 is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig) -> None:
+                 is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig, root: RootBounds) -> None:
         self.graph = on_device_of(graph, lower)
         self.xl, self.xu = lower.reshape(1, -1), upper.reshape(1, -1)
         self.C0, self.d0 = C.to(lower), d.to(lower)  # the clause itself (counterexample checks)
@@ -209,7 +232,7 @@ class _Search:
         self.stuck = 0  # open domains without an unstable neuron left
         self.found: Optional[Tensor] = None  # a counterexample that replayed
         self.gen = torch.Generator().manual_seed(0)  # random attack starts
-        self.root64: Optional[dict[str, Box]] = None
+        self.root = root
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -244,21 +267,13 @@ class _Search:
                               f"{self.stuck} domains with every relu split or stable still open")
         return BabOutcome("unsat", None, self.proved, self.domains)
 
-    def _root_boxes(self, graph: Graph, xl: Tensor, xu: Tensor) -> dict[str, Box]:
-        """The root's pre-activation bounds: CROWN, then alpha-CROWN per layer (see _intermediate)."""
-        return _intermediate(graph, xl, xu, self.layers, None, -1, None,
-                             optimise=(self.config.root_intermediate_iterations, self.config.lr_alpha, self.deadline))
-
     def _root64(self) -> dict[str, Box]:
-        """The root's pre-activation bounds recomputed in float64 (once), for the float64 rechecks."""
-        if self.root64 is None:
-            self.root64 = self._root_boxes(self.graph.to(self.xl.device, torch.float64), self.xl.double(),
-                                           self.xu.double())
-        return self.root64
+        """The root's pre-activation bounds recomputed in float64 (once per box), for the float64 rechecks."""
+        return self.root.boxes(torch.float64)
 
     def _root(self) -> _Domains:
         """The root domain, its pre-activation bounds by CROWN, CROWN's slopes and zero multipliers."""
-        boxes = self._root_boxes(self.graph, self.xl, self.xu)
+        boxes = self.root.boxes(self.xl.dtype)
         k = self.C.shape[0]
         by_name = self.graph.by_name
         alpha = {}
