@@ -139,3 +139,34 @@ def cases(draw: st.DrawFn, with_relu: bool = True, max_depth: int = 4, min_batch
     c_shape = (batch, k, graph.n_outputs) if draw(st.booleans()) else (k, graph.n_outputs)
     C = torch.randn(c_shape, generator=gen, dtype=DTYPE)
     return Case(graph, center - radius, center + radius, C, seed)
+
+
+LEAKY_ALPHAS = (0.0, 0.01, 0.3, 1.0, 2.5)  # 0 is relu, 1 the identity, above 1 a concave leaky_relu
+
+
+@st.composite
+def activation_cases(draw: st.DrawFn, ops: tuple[str, ...] = ("sigmoid", "tanh", "leaky_relu"),
+                     max_depth: int = 3) -> Case:
+    """Like `cases`, with the same boxes and objectives, on random MLPs whose hidden layers (and
+    sometimes the output) apply one of `ops` (leaky_relu with a slope from LEAKY_ALPHAS). Weight
+    gains up to 4 and large biases push sigmoid/tanh into saturation; small ones keep them straddling
+    their inflection point."""
+    base = draw(cases(with_relu=False, max_depth=1))  # only its boxes, objectives and seed are used
+    b = GraphBuilder(torch.Generator().manual_seed(base.seed ^ 0x5EED))
+    in_shape = base.graph.input_shape
+    x = b.add("input", (), in_shape)
+    if len(in_shape) > 1:
+        x = b.reshape(x, (math.prod(in_shape),))
+    gain = draw(st.sampled_from([0.5, 1.0, 4.0]))
+    bias_scale = draw(st.sampled_from([0.0, 0.5, 3.0]))
+    depth = draw(st.integers(1, max_depth))
+    for i in range(depth + 1):
+        last = i == depth
+        n, width = b.shape(x)[0], base.graph.n_outputs if last else draw(st.integers(1, 10))
+        params = {"W": b.randn(width, n) * (gain / math.sqrt(n)), "b": b.randn(width) * bias_scale}
+        x = b.add("linear", (x,), (width,), params)
+        if not last or draw(st.booleans()):
+            op = draw(st.sampled_from(ops))
+            attrs = {"alpha": draw(st.sampled_from(LEAKY_ALPHAS))} if op == "leaky_relu" else None
+            x = b.add(op, (x,), (width,), attrs=attrs)
+    return Case(b.graph(x), base.lower, base.upper, base.C, base.seed)

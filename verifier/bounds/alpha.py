@@ -34,10 +34,11 @@ class AlphaResult:
 
 
 def initial_alphas(graph: Graph, intermediate: Mapping[str, Box], k: int) -> dict[str, Tensor]:
-    """CROWN's adaptive slopes, one copy per objective row: iteration 0 of alpha-CROWN is CROWN."""
+    """CROWN's adaptive slopes, one copy per objective row: iteration 0 of alpha-CROWN is CROWN.
+    Leaky relus share relu's parameter (a position in [0, 1] between their two valid lower slopes)."""
     out = {}
     for node in graph.nodes:
-        if node.op == "relu":
+        if node.op in ("relu", "leaky_relu"):
             l, u = intermediate[node.inputs[0]]
             a = default_relu_alpha(l, u).unsqueeze(1)
             out[node.name] = a.expand((a.shape[0], k) + a.shape[2:]).clone()

@@ -165,5 +165,6 @@ BASIC_OPS: dict[str, OpRule] = {
 # The rule modules import only `verifier.bounds.rule`, never this registry, so the order is free.
 from verifier.bounds.conv_ops import CONV_OPS  # noqa: E402
 from verifier.bounds.tensor_ops import TENSOR_OPS  # noqa: E402
+from verifier.bounds.activations import ACTIVATION_OPS  # noqa: E402
 
-OPS: dict[str, OpRule] = {**BASIC_OPS, **CONV_OPS, **TENSOR_OPS}
+OPS: dict[str, OpRule] = {**BASIC_OPS, **CONV_OPS, **TENSOR_OPS, **ACTIVATION_OPS}
