@@ -13,37 +13,10 @@ import click
 
 from verifier import __version__
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-
-
-def _fail(code: int, message: str) -> None:
-    """One line on stderr and a defined exit code: no traceback for the user."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _guarded(fn: Callable[[], Any]) -> Any:
-    """Run `fn`, turning our errors into exit 3/4 with one line, and bugs into exit 4 with one line."""
-    from verifier.errors import InputError, VerifierError
-    from verifier.result import EXIT_BAD_INPUT, EXIT_INTERNAL
-
-    try:
-        return fn()
-    except InputError as err:
-        _fail(EXIT_BAD_INPUT, str(err))
-    except VerifierError as err:
-        _fail(EXIT_INTERNAL, str(err))
-    except KeyboardInterrupt:
-        _fail(EXIT_INTERNAL, "interrupted")
-    except Exception as err:  # noqa: BLE001 - a bug: still one line, the type says where to look
-        _fail(EXIT_INTERNAL, f"internal error: {type(err).__name__}: {err} (set VERIFIER_DEBUG=1 for a traceback)")
-
-
-def _set_threads(threads: int) -> None:
-    """Small matmuls run fastest on few threads and degrade badly when cores are shared: choose explicitly."""
-    import torch
-
-    torch.set_num_threads(max(1, threads))
+from verifier.commands.common import CONTEXT  # noqa: F401 - re-exported for older imports
+from verifier.commands.common import fail as _fail
+from verifier.commands.common import guarded as _guarded
+from verifier.commands.common import set_threads as _set_threads
 
 
 class _Group(click.Group):
@@ -66,26 +39,42 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _print_name(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--name`, a global option of the VNN-LIB standard's command line: the verifier's name, then exit."""
+    if value and not ctx.resilient_parsing:
+        from verifier.standard import NAME
+
+        click.echo(NAME)
+        ctx.exit()
+
+
 @click.group(cls=_Group, context_settings=CONTEXT)
-@click.version_option(__version__, "-V", "--version", prog_name="verifier")
+@click.version_option(__version__, "-V", "--version", prog_name="verifier", message="%(version)s")
+@click.option("--name", is_flag=True, expose_value=False, is_eager=True, callback=_print_name,
+              help="Show the name and exit.")
 def main() -> None:
     """Sound neural-network verification of ONNX models against VNN-LIB specs."""
 
 
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _common(fn: Callable[..., Any], spec_required: bool = True) -> Callable[..., Any]:
     fn = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where bounds run; auto picks CUDA when available.")(fn)
     fn = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
                       help="CPU threads for torch (1 is fastest for small networks).")(fn)
     fn = click.option("--no-check", is_flag=True, help="Skip the onnxruntime equivalence check at load.")(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of a panel.")(fn)
-    fn = click.argument("spec", type=click.Path(dir_okay=False))(fn)
+    fn = click.argument("spec", type=click.Path(dir_okay=False), required=spec_required)(fn)
     fn = click.argument("model", type=click.Path(dir_okay=False))(fn)
     return fn
 
 
+def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`verify` also has the VNN-LIB standard's form `verify QUERY --network NAME=NET.onnx`, without SPEC."""
+    return _common(fn, spec_required=False)
+
+
 @main.command(context_settings=CONTEXT, short_help="Verify a VNN-LIB spec on an ONNX model: unsat / sat / unknown.")
-@_common
+@_common_spec_optional
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Seconds for the whole call, loading included.")
 @click.option("--method", type=click.Choice(["auto", "ibp", "crown", "alpha"]), default="auto", show_default=True,
@@ -94,24 +83,43 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Branch and bound on what the bounds leave open; auto: input split for few inputs, else ReLU split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack and branch and bound.")
 @click.option("--results-file", type=click.Path(dir_okay=False), help="Write a VNN-COMP result file here.")
-def verify(model: str, spec: str, timeout: float, method: str, device: str, threads: int, no_check: bool,
-           as_json: bool, bab: str, seed: int, results_file: str | None) -> None:
-    """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown."""
+@click.option("--network", "networks", multiple=True, metavar="NAME=NET.onnx",
+              help="Standard form: the ONNX file of the query's network NAME.")
+@click.option("--float-as-real", is_flag=True, help="Standard form: accept float32/64 declarations as real.")
+def verify(model: str, spec: str | None, timeout: float, method: str, device: str, threads: int, no_check: bool,
+           as_json: bool, bab: str, seed: int, results_file: str | None, networks: tuple[str, ...],
+           float_as_real: bool) -> None:
+    """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown.
+
+    Also the VNN-LIB standard form `verify QUERY --network NAME=NET.onnx [--timeout S]`: the first stdout
+    line is sat / unsat / unknown / timed-out, after sat the assignment; everything else goes to stderr.
+    """
+    from verifier.standard import is_standard_form
+
+    standard = _guarded(lambda: is_standard_form(model, spec, networks))
+    if standard and as_json:
+        _fail(3, "--json does not apply to `verify QUERY --network ...`, which prints the VNN-LIB standard's answer")
+
     def run() -> Any:
         from verifier.api import verify as api_verify
+        from verifier.standard import verify_standard
 
         _set_threads(threads)
-        return api_verify(model, spec, timeout=timeout, method=method, device=device, seed=seed, bab=bab,
-                          check_model=not no_check)
+        options = dict(timeout=timeout, method=method, device=device, seed=seed, bab=bab, check_model=not no_check)
+        if standard:
+            return verify_standard(model, networks, float_as_real=float_as_real, **options)
+        return api_verify(model, spec, **options), None
 
-    result = _guarded(run)
+    result, standard_text = _guarded(run)
     if result.verdict == "error" and not as_json:
         _fail(result.exit_code, result.message)
     if results_file and result.verdict != "error":
         from verifier.report.vnncomp import write_result_file
 
         _guarded(lambda: write_result_file(results_file, result))
-    if as_json:
+    if standard_text is not None:
+        click.echo(standard_text, nl=False)
+    elif as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         from verifier.report.panel import print_result
@@ -140,6 +148,16 @@ def bounds(model: str, spec: str, method: str, device: str, threads: int, no_che
         from verifier.report.panel import print_bounds
 
         print_bounds(report)
+
+
+# Commands that live in their own modules; registered once `main` exists (they import only click here).
+from verifier.certify.command import certify as _certify_command  # noqa: E402
+from verifier.commands.check_model import check_model as _check_model_command  # noqa: E402
+from verifier.commands.supports import supports as _supports_command  # noqa: E402
+from verifier.runner.command import run as _run_command  # noqa: E402
+
+for _command in (_run_command, _check_model_command, _supports_command, _certify_command):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

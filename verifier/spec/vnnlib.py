@@ -20,7 +20,7 @@ import numpy as np
 from verifier.errors import SpecError
 from verifier.spec.spec import Clause, Property, Spec
 
-__all__ = ["MAX_DNF_TERMS", "load_spec", "parse_vnnlib", "parse_vnnlib_text"]
+__all__ = ["MAX_DNF_TERMS", "load_spec", "parse_vnnlib", "parse_vnnlib_text", "read_spec_text"]
 
 MAX_DNF_TERMS = 100_000  # refuse specs whose DNF would be larger: they would not be verifiable anyway
 
@@ -40,18 +40,21 @@ class _Source:
 
     Tokens are found with one C-level `findall` (comments come back as empty strings, so indices stay aligned
     with `finditer`); character offsets, lines and columns are computed only when an error is reported.
+    `token_re` is a class attribute so that the 2.0 front end (vnnlib2) can tokenize `X[0,3]` as one symbol.
     """
+
+    token_re = _TOKEN_RE
 
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.text = text
-        self.tokens: list[str] = _TOKEN_RE.findall(text)
+        self.tokens: list[str] = self.token_re.findall(text)
         self.end = len(self.tokens)  # a pseudo token index meaning "end of file"
 
     def line_col(self, at: int) -> tuple[int, int]:
         """1-based line and column of token number `at` (or of the end of the text for `self.end`)."""
         pos = len(self.text)
-        for i, m in enumerate(_TOKEN_RE.finditer(self.text)):
+        for i, m in enumerate(self.token_re.finditer(self.text)):
             if i == at:
                 pos = m.start()
                 break
@@ -475,24 +478,35 @@ def _assemble(src: _Source, interp: _Interpreter) -> Spec:
 
 
 def parse_vnnlib_text(text: str, source: str = "<string>") -> Spec:
-    """Parse VNN-LIB text; `source` names it in error messages (`source:line:col: ...`)."""
+    """Parse VNN-LIB text; `source` names it in error messages (`source:line:col: ...`).
+
+    A text that opens with `(vnnlib-version <2.x>)` is a VNN-LIB 2.0 query and goes to `vnnlib2`.
+    """
+    from verifier.spec import vnnlib2  # here, not at the top: vnnlib2 builds on this module
+
+    if vnnlib2.declares_version(text):
+        return vnnlib2.parse_query_text(text, source).spec
     src = _Source(source, text)
     interp = _Interpreter(src)
     interp.run(_read_sexprs(src))
     return _assemble(src, interp)
 
 
-def parse_vnnlib(path: str | os.PathLike[str]) -> Spec:
-    """Parse a .vnnlib file; unreadable files raise SpecError too, so the CLI reports one line."""
+def read_spec_text(path: str | os.PathLike[str]) -> str:
+    """The text of a spec file; unreadable files raise SpecError too, so the CLI reports one line."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as e:
         raise SpecError(f"{name}: cannot read spec: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise SpecError(f"{name}: not a text file (byte {e.start} is not UTF-8)") from e
-    return parse_vnnlib_text(text, name)
+
+
+def parse_vnnlib(path: str | os.PathLike[str]) -> Spec:
+    """Parse a .vnnlib file (VNN-LIB 1.0, or 2.0 when it opens with `vnnlib-version`)."""
+    return parse_vnnlib_text(read_spec_text(path), os.fspath(path))
 
 
 def load_spec(path_or_spec: Spec | str | os.PathLike[str]) -> Spec:

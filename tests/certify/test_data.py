@@ -1,0 +1,89 @@
+"""Loading each data format, and a one-line error naming the file for every kind of bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from verifier.certify.data import check_fits, load_dataset
+from verifier.errors import InputError
+
+X = np.arange(24, dtype=np.float32).reshape(6, 2, 2) / 24
+Y = np.array([0, 1, 2, 0, 1, 2])
+
+
+def _same(ds):
+    assert ds.x.shape == (6, 2, 2) and ds.x.dtype == np.float64
+    np.testing.assert_allclose(ds.x, X)
+    assert ds.y.dtype == np.int64 and ds.y.tolist() == Y.tolist()
+
+
+def test_npz(tmp_path):
+    np.savez(tmp_path / "d.npz", x=X, y=Y)
+    _same(load_dataset(tmp_path / "d.npz"))
+
+
+def test_pt_dict_and_pair(tmp_path):
+    torch.save({"x": torch.as_tensor(X), "y": torch.as_tensor(Y)}, tmp_path / "d.pt")
+    _same(load_dataset(tmp_path / "d.pt"))
+    torch.save((torch.as_tensor(X), torch.as_tensor(Y)), tmp_path / "p.pt")
+    _same(load_dataset(tmp_path / "p.pt"))
+
+
+def test_npy_pair_and_column_labels(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", Y[:, None].astype(np.float64))  # (N, 1) integer-valued floats are fine
+    _same(load_dataset(tmp_path / "x.npy", tmp_path / "y.npy"))
+
+
+def _bad(tmp_path, match, **arrays):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(InputError, match=match) as err:
+        load_dataset(tmp_path / "bad.npz")
+    assert "bad.npz" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_npz_contents(tmp_path):
+    _bad(tmp_path, "no array named y", x=X)
+    _bad(tmp_path, "6 samples but y has 5", x=X, y=Y[:5])
+    _bad(tmp_path, "integer class labels", x=X, y=Y + 0.5)
+    _bad(tmp_path, "negative labels", x=X, y=Y - 1)
+    _bad(tmp_path, "non-finite", x=np.where(X > 0.5, np.nan, X), y=Y)
+    _bad(tmp_path, r"shape \(N, ...\)", x=X.reshape(-1)[:6], y=Y)
+    _bad(tmp_path, "empty", x=X[:0], y=Y[:0])
+    _bad(tmp_path, "one integer label per sample", x=X, y=np.zeros((6, 2)))
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_dataset(tmp_path / "missing.npz")
+    (tmp_path / "d.csv").write_text("1,2\n")
+    with pytest.raises(InputError, match="unknown data format .csv"):
+        load_dataset(tmp_path / "d.csv")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="junk.npz: not a readable .npz"):
+        load_dataset(tmp_path / "junk.npz")
+    (tmp_path / "junk.pt").write_bytes(b"not torch")
+    with pytest.raises(InputError, match="junk.pt: not a readable torch file"):
+        load_dataset(tmp_path / "junk.pt")
+    torch.save({"inputs": torch.zeros(2)}, tmp_path / "keys.pt")
+    with pytest.raises(InputError, match="keys 'x' and 'y'"):
+        load_dataset(tmp_path / "keys.pt")
+    np.save(tmp_path / "x.npy", X)
+    with pytest.raises(InputError, match="--labels"):
+        load_dataset(tmp_path / "x.npy")
+    with pytest.raises(InputError, match="no such file"):
+        load_dataset(tmp_path / "x.npy", tmp_path / "nope.npy")
+    np.savez(tmp_path / "d.npz", x=X, y=Y)
+    with pytest.raises(InputError, match="--labels goes with an .npy"):
+        load_dataset(tmp_path / "d.npz", tmp_path / "x.npy")
+
+
+def test_data_must_fit_the_model(tmp_path):
+    np.savez(tmp_path / "d.npz", x=X, y=Y)
+    ds = load_dataset(tmp_path / "d.npz")
+    check_fits(ds, 4, 3, "m.onnx")
+    with pytest.raises(InputError, match="4 values .* m.onnx takes 5 inputs"):
+        check_fits(ds, 5, 3, "m.onnx")
+    with pytest.raises(InputError, match="label 2 at sample 2 .* only 2 outputs"):
+        check_fits(ds, 4, 2, "m.onnx")

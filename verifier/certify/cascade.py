@@ -1,0 +1,184 @@
+"""The per-sample cascade: clean prediction -> PGD -> IBP -> CROWN -> alpha-CROWN -> branch and bound.
+
+Each sample leaves at the first stage that decides it: misclassified (counted, never verified), falsified
+(an attack point whose margin is <= 0 on our graph and again on onnxruntime), or verified (a lower bound of
+every margin f_y - f_j above 0). The batched stages run over the samples still open in a chunk at once,
+and their time is shared equally among those samples; a sample whose time is used up leaves as `timeout`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from verifier.certify import stages as stage_fns
+from verifier.certify.attack import MarginAttack, margin_pgd
+from verifier.certify.network import Network, eps_box, margin_matrix
+from verifier.certify.records import FALSIFIED, MISCLASSIFIED, TIMEOUT, UNKNOWN, VERIFIED, make_record
+from verifier.certify.stages import BOUND_STAGES, STAGES
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    eps: float
+    clip: Optional[tuple[float, float]] = None
+    stages: tuple[str, ...] = STAGES
+    timeout: float = 10.0  # seconds per sample, batched stages counted at their share
+    batch: int = 128  # samples per batched pass
+    attack: MarginAttack = field(default_factory=MarginAttack)
+    thin_below: float = 1e-3  # float32 proofs with a smaller margin are redone in float64
+    seed: int = 0
+
+
+def check_stages(names: Sequence[str]) -> tuple[str, ...]:
+    """The stages asked for: known, each once, in cascade order (cheapest first)."""
+    from verifier.errors import InputError
+
+    names = tuple(n.strip() for n in names if n.strip())
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise InputError(f"--cascade: unknown stage(s) {', '.join(unknown)}; choose from {','.join(STAGES)}")
+    if not names:
+        raise InputError(f"--cascade: name at least one stage of {','.join(STAGES)}")
+    if len(set(names)) != len(names) or list(names) != sorted(names, key=STAGES.index):
+        raise InputError(f"--cascade: stages must appear once each, in the order {','.join(STAGES)}")
+    return names
+
+
+class _Chunk:
+    """The state of one chunk of samples while it goes down the cascade."""
+
+    def __init__(self, net: Network, x: np.ndarray, labels: np.ndarray, indices: Sequence[int],
+                 config: CascadeConfig, emit: Emit, model: str) -> None:
+        self.net, self.x, self.labels, self.indices = net, x, labels, list(indices)
+        self.config, self.emit, self.model = config, emit, model
+        B = len(self.indices)
+        self.times: dict[str, np.ndarray] = {}
+        self.rows_lb = np.full((B, net.n_outputs - 1), -np.inf)  # best lower bound per margin row
+        self.margin_ub = np.full(B, np.inf)
+        self.prediction = np.zeros(B, dtype=np.int64)
+        self.open = np.ones(B, dtype=bool)
+
+    def charge(self, stage: str, who: np.ndarray, seconds: float, shared: bool = True) -> None:
+        t = self.times.setdefault(stage, np.zeros(len(self.indices)))
+        t[who] += seconds / max(len(who), 1) if shared else seconds
+
+    def spent(self, i: int) -> float:
+        return float(sum(t[i] for t in self.times.values()))
+
+    def close(self, who: np.ndarray, stage: Optional[str], verdict: str) -> None:
+        for i in who:
+            self.open[i] = False
+            self.emit(make_record(self.indices[i], self.labels[i], self.prediction[i], self.config.eps, stage,
+                                  verdict, float(self.rows_lb[i].min()), float(self.margin_ub[i]),
+                                  {k: float(v[i]) for k, v in self.times.items()}, self.model))
+
+
+def certify_chunk(net: Network, x: np.ndarray, labels: np.ndarray, indices: Sequence[int], config: CascadeConfig,
+                  emit: Emit, model: str) -> None:
+    """Run the cascade on raw flat samples x (B, n) with their labels; `emit` gets one record per sample."""
+    c = _Chunk(net, x, labels, indices, config, emit, model)
+    _clean(c)
+    box = eps_box(x, config.eps, config.clip, net.dtype, net.device)
+    C = margin_matrix(labels, net.n_outputs, net.dtype, net.device)
+    for stage in config.stages:
+        who = np.flatnonzero(c.open)
+        late = np.array([i for i in who if c.spent(i) >= config.timeout], dtype=np.int64)
+        c.close(late, None, TIMEOUT)
+        who = np.setdiff1d(who, late)
+        if len(who) == 0:
+            break
+        if stage == "pgd":
+            _attack(c, who, box, C)
+        elif stage in BOUND_STAGES:
+            _bound(c, stage, who, box, C)
+        else:
+            _bab(c, who, box)
+    rest = np.flatnonzero(c.open)
+    c.close(np.array([i for i in rest if c.spent(i) >= config.timeout], dtype=np.int64), None, TIMEOUT)
+    c.close(np.flatnonzero(c.open), None, UNKNOWN)
+
+
+def _clean(c: _Chunk) -> None:
+    """Predict every sample; a misclassified one is recorded and goes no further."""
+    t = time.monotonic()
+    logits = c.net.logits(c.x)
+    c.prediction = logits.argmax(axis=1)
+    c.margin_ub = _margins(logits, c.labels)
+    c.charge("clean", np.arange(len(c.indices)), time.monotonic() - t)
+    c.close(np.flatnonzero(c.prediction != c.labels), "clean", MISCLASSIFIED)
+
+
+def _margins(y: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """min over j != y of f_y - f_j, per row of y (N, m)."""
+    own = y[np.arange(len(y)), labels]
+    others = y.copy()
+    others[np.arange(len(y)), labels] = -np.inf
+    return own - others.max(axis=1)
+
+
+def _attack(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor) -> None:
+    """Batched PGD; a point with margin <= 0 on our graph is replayed on onnxruntime and counts if it
+    holds there too."""
+    from verifier.attack.replay import snap_into_box
+
+    t = time.monotonic()
+    lower, upper, lo64, hi64 = box
+    sel = torch.as_tensor(who, device=lower.device)
+    xs, found = margin_pgd(c.net.graph, lower[sel], upper[sel], C[sel],
+                           MarginAttack(c.config.attack.restarts, c.config.attack.steps, c.config.seed))
+    falsified = []
+    for k in np.flatnonzero(found.cpu().numpy() <= 0):
+        i = who[k]
+        x32 = snap_into_box(xs[k].detach().cpu().double().numpy(), lo64[i], hi64[i])
+        if np.any(x32 < lo64[i]) or np.any(x32 > hi64[i]):
+            continue  # no float32 point there
+        y = c.net.runner(x32)
+        margin = float(_margins(y[None], np.array([c.labels[i]]))[0])
+        c.margin_ub[i] = min(c.margin_ub[i], margin)
+        if margin <= 0:
+            falsified.append(i)
+    c.charge("pgd", who, time.monotonic() - t)
+    c.close(np.array(falsified, dtype=np.int64), "pgd", FALSIFIED)
+
+
+def _bound(c: _Chunk, stage: str, who: np.ndarray, box: tuple, C: torch.Tensor) -> None:
+    """One batched bound stage; per row the best bound of the stages so far is kept (all are sound)."""
+    t = time.monotonic()
+    lower, upper = box[0], box[1]
+    sel = torch.as_tensor(who, device=lower.device)
+    budget = min(c.config.timeout - c.spent(i) for i in who)
+    rows = stage_fns.checked_rows(stage, c.net.graph, c.net.graph64, lower[sel], upper[sel], C[sel],
+                                  c.config.thin_below, deadline=time.monotonic() + budget)
+    c.rows_lb[who] = np.maximum(c.rows_lb[who], rows)
+    c.charge(stage, who, time.monotonic() - t)
+    c.close(who[c.rows_lb[who].min(axis=1) > 0], stage, VERIFIED)
+
+
+def _bab(c: _Chunk, who: np.ndarray, box: tuple) -> None:
+    """Branch and bound, one sample at a time, with what is left of its time."""
+    _, _, lo64, hi64 = box
+    for i in who:
+        left = c.config.timeout - c.spent(i)
+        if left <= 0:
+            c.close(np.array([i]), None, TIMEOUT)
+            continue
+        t = time.monotonic()
+        out = stage_fns.bab_sample(c.net, lo64[i], hi64[i], int(c.labels[i]), left, c.config.seed,
+                                   f"sample {c.indices[i]}")
+        c.charge("bab", np.array([i]), time.monotonic() - t, shared=False)
+        if out.margin is not None:  # a lower bound of the smallest margin, so of every row
+            c.rows_lb[i] = np.maximum(c.rows_lb[i], out.margin)
+        if out.verdict == VERIFIED:
+            c.close(np.array([i]), "bab", VERIFIED)
+        elif out.verdict == FALSIFIED:
+            c.close(np.array([i]), "bab", FALSIFIED)
+        elif out.verdict == "timeout":
+            c.close(np.array([i]), None, TIMEOUT)
+        else:
+            c.close(np.array([i]), None, UNKNOWN)
