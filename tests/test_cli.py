@@ -2,20 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.examples import ACAS, ACAS_PROP1, FALSIFIABLE, ROBUST, TOY
 from verifier import __version__
 from verifier.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-TOY = str(ROOT / "models" / "toy_mlp.onnx")
-ROBUST = str(ROOT / "specs" / "toy_robust.vnnlib")
-FALSIFIABLE = str(ROOT / "specs" / "toy_falsifiable.vnnlib")
-ACAS = str(ROOT / "models" / "acasxu_1_1.onnx")
-ACAS_PROP1 = str(ROOT / "specs" / "acasxu_prop_1.vnnlib")
 
 
 @pytest.fixture(autouse=True)

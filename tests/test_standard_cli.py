@@ -10,16 +10,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.examples import ACAS, ACAS_PROP1, ROBUST, ROOT, TOY
+from tests.examples import FALSIFIABLE as V1_SAT
+from tests.examples import FALSIFIABLE_V2 as V2_SAT
+from tests.examples import ROBUST_V2 as V2_UNSAT
 from verifier import __version__
 from verifier.cli import main
 from verifier.standard import MAX_OPSET, MIN_OPSET, SUPPORTS
 
-ROOT = Path(__file__).resolve().parents[1]
-TOY = str(ROOT / "models" / "toy_mlp.onnx")
-ACAS = str(ROOT / "models" / "acasxu_1_1.onnx")
-V1_SAT = str(ROOT / "specs" / "toy_falsifiable.vnnlib")
-V2_UNSAT = str(ROOT / "specs" / "toy_robust.v2.vnnlib")
-V2_SAT = str(ROOT / "specs" / "toy_falsifiable.v2.vnnlib")
 FLOAT = r"-?\d+\.\d+(e-?\d+)?"
 
 
@@ -146,7 +144,7 @@ def test_v1_query_sat_lists_each_declared_scalar():
 
 
 def test_unknown_and_timed_out_verdict_lines():
-    unknown = invoke("verify", str(ROOT / "specs" / "acasxu_prop_1.vnnlib"), "--network", f"acas={ACAS}",
+    unknown = invoke("verify", ACAS_PROP1, "--network", f"acas={ACAS}",
                      "--method", "ibp", "--bab", "none")
     assert (unknown.exit_code, unknown.stdout) == (2, "unknown\n")
     timed_out = invoke("verify", V2_UNSAT, "--network", f"toy={TOY}", "--timeout", "0.000001")
@@ -221,7 +219,7 @@ def test_stray_prints_go_to_stderr(monkeypatch):
 
 
 def test_ours_form_is_unchanged():
-    res = invoke("verify", TOY, str(ROOT / "specs" / "toy_robust.vnnlib"), "--json")
+    res = invoke("verify", TOY, ROBUST, "--json")
     assert res.exit_code == 0 and '"verdict": "unsat"' in res.stdout
 
 

@@ -11,15 +11,12 @@ import pytest
 from click.testing import CliRunner
 from onnx import helper
 
+from tests.examples import ACAS_PROP1, ROBUST, TOY
 from tests.model.onnx_builders import init, rand, save
 from verifier.cli import main
 from verifier.errors import ModelError
 from verifier.model import check
 from verifier.model.inspect import inspect_model
-
-ROOT = Path(__file__).resolve().parents[2]
-TOY = str(ROOT / "models" / "toy_mlp.onnx")
-ROBUST = str(ROOT / "specs" / "toy_robust.vnnlib")
 
 
 def check_model(*args: str):
@@ -116,7 +113,7 @@ def test_bad_inputs_exit_3_with_one_line(tmp_path: Path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a protobuf at all \x00\x01")
     for args, phrase in (([str(junk)], "not an ONNX file"), ([str(tmp_path / "none.onnx")], "no such file"),
-                         ([TOY, "--spec", str(ROOT / "specs" / "acasxu_prop_1.vnnlib")], "declares 5 inputs")):
+                         ([TOY, "--spec", ACAS_PROP1], "declares 5 inputs")):
         res = check_model(*args)
         assert res.exit_code == 3 and res.stderr.count("\n") == 1 and phrase in res.stderr, res.output
 

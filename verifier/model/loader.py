@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from verifier.errors import ModelError
+from verifier.errors import ModelError, reading
 from verifier.model import cache as graph_cache
 from verifier.model import onnx_file
 from verifier.model.check import verify_equivalence
@@ -54,14 +54,8 @@ def load_model(path: Union[str, os.PathLike], *, check: bool = True, cache: bool
 
 
 def _read(path: Path) -> bytes:
-    try:
+    with reading(path, ModelError, "file", "an ONNX file"):
         return path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a directory, not an ONNX file") from None
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def _convert(path: Path, data: bytes, sha: str) -> Model:

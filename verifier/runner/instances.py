@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from verifier.errors import InputError
+from verifier.errors import InputError, reading
 
 SPEC_SUFFIXES = (".vnnlib", ".vnnlib.gz")
 DEFAULT_TIMEOUT = 300.0  # seconds, for `--model` instances without --timeout (verify's default)
@@ -56,16 +56,11 @@ def _timeout(text: str, where: str) -> float:
 def read_instances_csv(path: Path) -> list[Instance]:
     """Every instance of a VNN-COMP instances.csv, paths resolved against its folder."""
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with reading(path, InputError, "instances file", "an instances.csv"), \
+                path.open(newline="", encoding="utf-8") as fh:
             rows = list(_rows(csv.reader(fh), path))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such instances file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an instances.csv") from None
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not a text file (byte {err.start} is not UTF-8)") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
     except csv.Error as err:
         raise InputError(f"{path}: not a CSV file ({err})") from None
     if not rows:

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
 
-from verifier.errors import InputError
+from verifier.errors import InputError, reading
 from verifier.result import VERDICTS
 
 # The engine's choices (verifier.config holds the same tuples but imports torch; a test keeps them equal).
@@ -160,14 +160,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
     else:  # pragma: no cover - the tomli dependency is declared for these versions
         import tomli as tomllib
     try:
-        with path.open("rb") as fh:
+        with reading(path, InputError, "config file", "a TOML file"), path.open("rb") as fh:
             return tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a TOML file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{path}: invalid TOML: {err}") from None
 
