@@ -51,7 +51,7 @@ from verifier.attack.pgd import clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
 from verifier.bounds.backward import bound_rows, rule_for
 from verifier.bounds.box import Box, concretize_lower, input_box, objective_matrix, on_device_of
-from verifier.bounds.crown import relaxed_inputs
+from verifier.bounds.crown import relaxed_inputs, tighten_where, unit_rows
 from verifier.bounds.ibp import propagate_intervals
 from verifier.bounds.ops import default_relu_alpha
 from verifier.model.graph import Graph, Node
@@ -79,6 +79,27 @@ class ReluSplitConfig:
     root_intermediate_iterations: int = 20  # alpha-CROWN steps per layer for the root's pre-activation bounds
     settle_iterations: int = 1000  # extra steps for open domains with nothing left to split (see _settle)
     recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
+
+
+class _BatchSizer:
+    """How many domains to bound next: the configured batch, but no more than fit in half the time
+    left at the last measured time per domain (big networks on a CPU can take seconds a domain, and
+    one batch must not run far past the deadline); it starts at 8 and at most doubles per step."""
+
+    def __init__(self, most: int, deadline: float) -> None:
+        self.most, self.deadline = max(1, most), deadline
+        self.size = min(8, self.most)
+        self.per_domain = 0.0
+
+    def took(self, n: int, seconds: float) -> None:
+        self.per_domain = seconds / max(1, n)
+        self.size = min(self.most, 2 * self.size)
+
+    def next(self) -> int:
+        if self.per_domain <= 0:
+            return self.size
+        fit = int(0.5 * max(0.0, self.deadline - time.monotonic()) / self.per_domain)
+        return max(1, min(self.size, fit))
 
 
 @dataclass
@@ -250,11 +271,15 @@ class _Search:
         stack = _Stack()
         stack.push(self._root())
         iterations = self.config.root_iterations
+        batch = _BatchSizer(self.config.batch_size, self.deadline)
         while stack.size:
             if time.monotonic() > self.deadline:
                 return BabOutcome("timeout", None, min(self.stuck_worst, stack.worst_margin()), self.domains)
-            doms = stack.pop(self.config.batch_size)
+            doms = stack.pop(batch.next())
+            began = time.monotonic()
             outcome, children = self._step(doms, iterations)
+            if iterations == self.config.iterations:  # the root's step is no guide to the others
+                batch.took(len(doms), time.monotonic() - began)
             iterations = self.config.iterations
             if outcome is not None:
                 return outcome
@@ -726,7 +751,7 @@ def _alpha_tighten(graph: Graph, node: Node, box: Box, boxes: dict[str, Box], it
     for relu in relus:
         a = default_relu_alpha(*boxes[relu.inputs[0]]).unsqueeze(1)  # (B, 1, *s)
         alphas[relu.name] = a.expand((a.shape[0], 2 * R) + a.shape[2:]).clone().requires_grad_(True)
-    eye = torch.eye(l.shape[1], dtype=l.dtype, device=l.device)[rows].reshape((1, R) + node.shape)
+    eye = unit_rows(rows, l.shape[1], l).reshape((1, R) + node.shape)
     take = loose[:, rows]
     best_l, best_u = l[:, rows].clone(), u[:, rows].clone()
     opt = torch.optim.Adam(list(alphas.values()), lr=lr)
@@ -756,18 +781,7 @@ def _clamp(l: Tensor, u: Tensor, sign: Tensor) -> Box:
 def _crown_tighten(graph: Graph, node: Node, box: Box, boxes: dict[str, Box]) -> Box:
     """box intersected with CROWN bounds on its unstable neurons (those of any domain of the batch; each
     domain takes the new bounds only where it is unstable itself, so batching never changes a bound)."""
-    l, u = (t.flatten(1) for t in box)
-    loose = (l < 0) & (u > 0)
-    rows = loose.any(0).nonzero().flatten()
-    if rows.numel() == 0:
-        return box
-    eye = torch.eye(l.shape[1], dtype=l.dtype, device=l.device)[rows]
-    new_l, new_u = bound_rows(graph, node.name, eye.reshape((1, rows.numel()) + node.shape), boxes,
-                              {graph.input_name})
-    take = loose[:, rows]
-    l = l.index_copy(1, rows, torch.where(take, torch.maximum(l[:, rows], new_l), l[:, rows]))
-    u = u.index_copy(1, rows, torch.where(take, torch.minimum(u[:, rows], new_u), u[:, rows]))
-    return l.reshape(box[0].shape), u.reshape(box[1].shape)
+    return tighten_where(graph, node, box, boxes, (box[0] < 0) & (box[1] > 0))
 
 
 def _empty(boxes: dict[str, Box], layers: list[str]) -> Tensor:

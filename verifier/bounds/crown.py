@@ -7,6 +7,7 @@ and the whole computation is differentiable in them, which is what alpha-CROWN o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
@@ -113,18 +114,50 @@ def _tighten(graph: Graph, node: Node, ibp_box: Box, boxes: Mapping[str, Box],
     """Intersect ibp_box with CROWN bounds on the neurons whose bounds the consumers' relaxations
     depend on (e.g. unstable relu inputs). The backward pass covers the union of those neurons over
     the batch, but each box only takes them where it needs them, so batching never changes a bound."""
-    loose = _loose_mask(ibp_box, consumers).flatten(1)  # (B, n)
+    return tighten_where(graph, node, ibp_box, boxes, _loose_mask(ibp_box, consumers))
+
+
+def tighten_where(graph: Graph, node: Node, box: Box, boxes: Mapping[str, Box], loose: Tensor) -> Box:
+    """box (B, *s) intersected with CROWN bounds where `loose` (B, *s) is set. The backward pass covers
+    the union of those neurons over the batch; each box takes new bounds only where it asked."""
+    loose = loose.flatten(1)
     rows = loose.any(0).nonzero().flatten()
     if rows.numel() == 0:
-        return ibp_box
-    lower, upper = (b.flatten(1) for b in ibp_box)
-    eye = torch.eye(lower.shape[1], dtype=lower.dtype, device=lower.device)[rows]
-    lb, ub = bound_rows(graph, node.name, eye.reshape((1, rows.numel()) + node.shape), boxes,
-                        {graph.input_name})
+        return box
+    lower, upper = (b.flatten(1) for b in box)
+    lb, ub = neuron_bounds(graph, node, rows, boxes)
     take = loose[:, rows]
     lower = _tighten_columns(lower, rows, take, lb, torch.maximum)
     upper = _tighten_columns(upper, rows, take, ub, torch.minimum)
-    return lower.reshape(ibp_box[0].shape), upper.reshape(ibp_box[1].shape)
+    return lower.reshape(box[0].shape), upper.reshape(box[1].shape)
+
+
+# Elements of the largest coefficient tensor one backward pass may hold (B x rows x the largest
+# node): big convolutional layers have tens of thousands of neurons, so their rows go in chunks.
+MAX_PASS_ELEMENTS = 2 ** 26
+
+
+def neuron_bounds(graph: Graph, node: Node, rows: Tensor, boxes: Mapping[str, Box]) -> Box:
+    """CROWN bounds (B, R) of the neurons `rows` (flat indices) of `node`, in chunks of rows small
+    enough for MAX_PASS_ELEMENTS."""
+    like = boxes[graph.input_name][0]
+    batch = like.shape[0]
+    widest = max(math.prod(n.shape) for n in graph.nodes)
+    chunk = max(1, MAX_PASS_ELEMENTS // (batch * widest))
+    lows, ups = [], []
+    for part in rows.split(chunk):
+        C = unit_rows(part, math.prod(node.shape), like).reshape((1, part.numel()) + node.shape)
+        lb, ub = bound_rows(graph, node.name, C, boxes, {graph.input_name})
+        lows.append(lb)
+        ups.append(ub)
+    return torch.cat(lows, dim=1), torch.cat(ups, dim=1)
+
+
+def unit_rows(rows: Tensor, n: int, like: Tensor) -> Tensor:
+    """The rows of the n x n identity picked by `rows`, (R, n), without building the identity."""
+    out = torch.zeros((rows.numel(), n), dtype=like.dtype, device=like.device)
+    return out.index_put_((torch.arange(rows.numel(), device=like.device), rows),
+                          torch.ones((), dtype=like.dtype, device=like.device))
 
 
 def _tighten_columns(flat: Tensor, rows: Tensor, take: Tensor, new: Tensor,
