@@ -7,16 +7,22 @@ activation is relaxed per neuron by two lines valid on the neuron's input box [l
     low_slope * x + low_bias  <=  act(x)  <=  up_slope * x + up_bias.
 
 Sigmoid and tanh are S-shaped (increasing, convex for x < 0, concave for x > 0, point-symmetric about
-(0, s(0))). Their upper line is CROWN's: the chord where it lies above s (u <= 0, or a straddling box
-whose chord slope is at most s'(u)), the tangent at the midpoint on the concave side (l >= 0), and
-otherwise the tangent at the point d in [0, u] whose tangent passes through (l, s(l)), found by
-bisection. The lower line is the upper line of the point reflection. Soundness never rests on the
-bisection converging: any d >= 0 whose tangent passes above (l, s(l)) gives a valid upper line, and
-bisection only ever returns such a d. Rounding is covered by lifting each line over the endpoints and
-then by a margin of a few ulps of the line's magnitude. Boxes narrower than sqrt(eps), or with
-non-finite ends, get the constant lines s(l) and s(u) (valid because s is increasing). The interval
-(s(l), s(u)) is widened by a few ulps too: torch's sigmoid differs in the last bit between its
-vectorised and scalar paths, so s(l) computed here may exceed s(l) computed elsewhere.
+(0, s(0))). Their upper line is the chord where it lies above s (u <= 0, or a straddling box whose
+chord slope is at most s'(u)), else a tangent at a point d chosen by a parameter t in [0, 1], as
+alpha-CROWN does for S-shaped functions: on the concave side (l >= 0) d = (1 - t) l + t u, any point
+of the box; on a straddling box d = (1 - t) d0 + t u, where d0 in [0, u] is the point whose tangent
+passes through (l, s(l)), found by bisection (tangents at d in [d0, u] pass above (l, s(l)) and bound
+s on all of [l, u]; those beyond u are looser at both ends). CROWN's lines, the default, are t = 1/2
+on the concave side (the midpoint tangent) and t = 0 when straddling. The lower line is the upper line
+of the point reflection s(x) = 2 s(0) - s(-x), with its own parameter (so for both lines t = 0 is
+the end of the range nearer 0 and t = 1 the far end of the box). Soundness never rests on the
+parameter or on the bisection: any d >= 0 gives a tangent above s on [0, inf), and once the line is
+lifted over (l, s(l)) it is above s on [l, 0] too (line - s is concave there), so t is only projected
+onto [0, 1] for tightness' sake. Rounding is covered by lifting each line over the endpoints and then
+by a margin of a few ulps of the line's magnitude. Boxes narrower than sqrt(eps), or with non-finite
+ends, get the constant lines s(l) and s(u) (valid because s is increasing). The interval (s(l), s(u))
+is widened by a few ulps too: torch's sigmoid differs in the last bit between its vectorised and
+scalar paths, so s(l) computed here may exceed s(l) computed elsewhere.
 
 leaky_relu (y = x for x >= 0, alpha * x otherwise, attrs["alpha"] >= 0) is alpha * x + (1 - alpha) *
 relu(x), so its lines are those of relu (`ops.relu_relaxation`) scaled and shifted: the chord above and
@@ -34,7 +40,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import torch
 
 from verifier.bounds.box import dot_rows
-from verifier.bounds.rule import BackwardResult, Box, OpRule, Tensor
+from verifier.bounds.rule import BackwardResult, Box, OpRule, Tensor, per_sample_sum
 from verifier.model.graph import Node
 
 # Bisection halvings for the tangent point: pins it to about 1e-6 of the box width, where the line
@@ -47,7 +53,7 @@ _MARGIN_ULPS = 32.0
 
 class LinearRelaxation(NamedTuple):
     """low_slope * x + low_bias <= act(x) <= up_slope * x + up_bias on the box. Each tensor is
-    (B, 1, *s), a slope (B, R, *s) where a per-row relaxation parameter was given; a None bias is 0."""
+    (B, 1, *s), or (B, R, *s) where a per-row relaxation parameter moves it; a None bias is 0."""
 
     low_slope: Tensor
     low_bias: Optional[Tensor]
@@ -62,11 +68,19 @@ def relaxation_backward(A: Tensor, rel: LinearRelaxation) -> BackwardResult:
     A_in = A * rel.low_slope + A_neg * (rel.up_slope - rel.low_slope)
     bias = A.new_zeros(A.shape[:2])
     if rel.low_bias is not None:
-        bias = bias + dot_rows(A.flatten(2), rel.low_bias.flatten(1))
+        bias = bias + _bias_rows(A, rel.low_bias)
     up_minus_low = _bias_difference(rel.up_bias, rel.low_bias)
     if up_minus_low is not None:
-        bias = bias + dot_rows(A_neg.flatten(2), up_minus_low.flatten(1))
+        bias = bias + _bias_rows(A_neg, up_minus_low)
     return [A_in], bias
+
+
+def _bias_rows(A: Tensor, bias: Tensor) -> Tensor:
+    """sum(A * bias) per batch element and row -> (B, R): a matrix product for a bias shared by the
+    rows (B, 1, *s), elementwise for per-row biases (B, R, *s)."""
+    if bias.shape[1] == 1:
+        return dot_rows(A.flatten(2), bias.flatten(1))
+    return per_sample_sum(A * bias)
 
 
 def _bias_difference(up: Optional[Tensor], low: Optional[Tensor]) -> Optional[Tensor]:
@@ -106,18 +120,29 @@ SIGMOID = SShape(torch.sigmoid, _sigmoid_grad, lambda s: s * (1 - s), 0.5)
 TANH = SShape(torch.tanh, _tanh_grad, lambda t: 1 - t * t, 0.0)
 
 
-def s_shape_relaxation(s: SShape, l: Tensor, u: Tensor) -> LinearRelaxation:
-    """Sound lower and upper lines of s on each [l, u] (B, *s), as (B, 1, *s) tensors."""
+def s_shape_relaxation(s: SShape, l: Tensor, u: Tensor, relax: Optional[Tensor] = None) -> LinearRelaxation:
+    """Sound lower and upper lines of s on each [l, u] (B, *s).
+
+    relax: None for CROWN's lines, else the tangent-point parameters (see the module docstring) of
+    shape (..., 2): relax[..., 0] for the upper line and relax[..., 1] for the lower one, each
+    broadcastable to (B, R, *s). Any value is sound: it is projected onto [0, 1] (with the gradient
+    passed straight through, as for relu's slopes). The lines are (B, 1, *s) without relax, else
+    (B, R, *s)."""
     eps = torch.finfo(l.dtype).eps
+    l, u = l.unsqueeze(1), u.unsqueeze(1)
     # Narrow, unbounded (and empty or NaN) boxes get constant lines. The constructions run on
     # sanitised copies so that no inf/NaN arises, even in the branches torch.where discards (they
     # would poison gradients).
     constant = ~(torch.isfinite(l) & torch.isfinite(u) & (u - l > math.sqrt(eps)))
     zero = torch.zeros_like(l)
     lf, uf = torch.where(constant, zero, l), torch.where(constant, zero + 1, u)
+    if relax is None:
+        t_up, t_low = default_s_shape_relax(lf, uf).unbind(-1)
+    else:
+        t_up, t_low = _project_unit_exactly(relax[..., 0]), _project_unit_exactly(relax[..., 1])
     s_lf, s_uf = s.fn(lf), s.fn(uf)
-    up_slope, up_bias = _upper_line(s, lf, uf)
-    mirror_slope, mirror_bias = _upper_line(s, -uf, -lf)  # s(x) = 2 s(0) - s(-x)
+    up_slope, up_bias = _upper_line(s, lf, uf, t_up)
+    mirror_slope, mirror_bias = _upper_line(s, -uf, -lf, t_low)  # s(x) = 2 s(0) - s(-x)
     low_slope, low_bias = mirror_slope, 2 * s.centre - mirror_bias
     up_bias = _lift_over_ends(up_slope, up_bias, lf, uf, s_lf, s_uf, above=True)
     low_bias = _lift_over_ends(low_slope, low_bias, lf, uf, s_lf, s_uf, above=False)
@@ -128,20 +153,41 @@ def s_shape_relaxation(s: SShape, l: Tensor, u: Tensor) -> LinearRelaxation:
     reach = torch.maximum(lf.abs(), uf.abs())
     up_bias = up_bias + _margin(up_slope, up_bias, reach, eps)
     low_bias = low_bias - _margin(low_slope, low_bias, reach, eps)
-    return LinearRelaxation(*(t.unsqueeze(1) for t in (low_slope, low_bias, up_slope, up_bias)))
+    return LinearRelaxation(low_slope, low_bias, up_slope, up_bias)
 
 
-def _upper_line(s: SShape, l: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
-    """(slope, bias) of CROWN's upper line of s on [l, u], l < u finite, before any rounding margin."""
+def default_s_shape_relax(l: Tensor, u: Tensor) -> Tensor:
+    """The parameters (*l.shape, 2) of CROWN's lines on [l, u]: the upper tangent point is the
+    midpoint (t = 1/2) on the concave side l >= 0 and the bisection's point (t = 0) on a straddling
+    box; the lower one likewise for the reflection (u <= 0). Where a line is a chord t is unused."""
+    half, zero = torch.full_like(l, 0.5), torch.zeros_like(l)
+    return torch.stack([torch.where(l >= 0, half, zero), torch.where(u <= 0, half, zero)], dim=-1)
+
+
+def _project_unit_exactly(t: Tensor) -> Tensor:
+    """t clamped to [0, 1] (NaN to 0) with the gradient passed straight through, like relu's
+    `ops._project_unit` (CROWN's defaults sit on the ends, where clamp's gradient is 0), but with the
+    clamp's value bit for bit: t + (clamp(t) - t) can round just outside [0, 1], and d >= 0 rests on
+    1 - t >= 0 and t >= 0."""
+    straight = torch.nan_to_num(t - t.detach(), nan=0.0, posinf=0.0, neginf=0.0)  # value 0, gradient 1
+    return torch.nan_to_num(t, nan=0.0).clamp(0, 1) + straight
+
+
+def _upper_line(s: SShape, l: Tensor, u: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """(slope, bias) of the upper line of s on [l, u], l < u finite, with tangent-point parameter t
+    in [0, 1] (see the module docstring), before any rounding margin."""
     s_l, s_u = s.fn(l), s.fn(u)
     chord = (s_u - s_l) / (u - l)
     chord_bias = s_l - chord * l
     # The chord is above s when s is convex on the box, or when s'(u) >= chord slope on a box that
     # straddles 0 (then s - chord is <= 0 on the concave part and, being convex there, on the rest).
     use_chord = (u <= 0) | ((l < 0) & (s.grad(u) >= chord))
-    # Otherwise a tangent: at the midpoint on the concave side (l >= 0), else through (l, s(l)).
+    # Otherwise a tangent at a point between `start` and u: start = l on the concave side (l >= 0),
+    # else the bisection's point whose tangent passes through (l, s(l)). Both are >= 0, and so is d
+    # (a sum of products of non-negative numbers, even rounded).
     through_l = ~use_chord & (l < 0)
-    d = (0.5 * l + 0.5 * u).masked_scatter(through_l, _tangent_point(s, l[through_l], u[through_l]))
+    start = l.masked_scatter(through_l, _tangent_point(s, l[through_l], u[through_l]))
+    d = (1 - t) * start + t * u
     tangent = s.grad(d)
     tangent_bias = s.fn(d) - tangent * d
     return torch.where(use_chord, chord, tangent), torch.where(use_chord, chord_bias, tangent_bias)
@@ -155,7 +201,8 @@ def _tangent_point(s: SShape, l: Tensor, u: Tensor) -> Tensor:
     from g(0) <= 0, and g(u) >= 0 when the chord is not used. Bisection keeps the end with g >= 0.
     Any such d gives an upper line valid on [l, inf): tangents on the concave side lie above s for
     x >= 0, and on [l, 0] line - s is concave, >= 0 at l and at 0. So the bisection's own rounding
-    (it uses the cheaper s' from s) is harmless, and the line's gradient treats d as a constant.
+    (it uses the cheaper s' from s) is harmless, and the line's gradient treats this d as a constant
+    (gradients reach the tangent point through the parameter t only).
     """
     with torch.no_grad():
         lo, hi = torch.zeros_like(u), u
@@ -202,7 +249,9 @@ def _s_shape_rule(s: SShape) -> OpRule:
 
     def backward(node: Node, A: Tensor, input_bounds: Sequence[Optional[Box]],
                  relax: Optional[Tensor]) -> BackwardResult:
-        return relaxation_backward(A, s_shape_relaxation(s, *_input_box(node, input_bounds)))
+        """relax: None (CROWN's lines) or (..., 2) tangent-point parameters, [..., 0] for the upper
+        line and [..., 1] for the lower, each broadcastable to (B, R, *s); see `s_shape_relaxation`."""
+        return relaxation_backward(A, s_shape_relaxation(s, *_input_box(node, input_bounds), relax))
 
     return OpRule(forward=forward, interval=interval, backward=backward, exact_where=_point_box)
 
