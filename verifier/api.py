@@ -281,8 +281,10 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     mode = _bab_mode(problem, opts)
     if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
-        bab = _branch_and_bound if mode == "input" else _relu_split
-        outcomes, result = bab(problem, outcomes, open_clauses, deadline)
+        if mode == "input":  # deterministic: no seed to pass
+            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline)
+        else:
+            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -372,21 +374,22 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
 
 
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
-                deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
+                deadline: _Deadline, seed: int = 0) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all."""
-    from verifier.bab.relu_split import RootBounds, relu_split_bab
+    from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
+    config = ReluSplitConfig(seed=seed)
     updated = list(outcomes)
     for i, outcome in enumerate(outcomes):
         if outcome.verdict != UNKNOWN:
             continue
         lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
-        root = RootBounds(problem.graph, lower, upper, deadline.at)  # shared by the box's clauses
+        root = RootBounds(problem.graph, lower, upper, deadline.at, config)  # shared by the box's clauses
         results = []
         for j in open_clauses[i]:
             found: list[Counterexample] = []
             res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at,
-                                 _accepting(problem, i, j, found), root=root)
+                                 _accepting(problem, i, j, found), config, root=root)
             if res.verdict == SAT:
                 updated[i] = PropertyOutcome(i, SAT, "bab", None)
                 return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))

@@ -323,3 +323,13 @@ def test_no_relu_is_unknown_not_a_crash() -> None:
     res = relu_split_bab(graph, lower, upper, torch.tensor([[1.0, -1.0]], dtype=DTYPE),
                          torch.zeros(1, dtype=DTYPE), time.monotonic() + 5, lambda x: False)
     assert res.verdict == "unknown"
+
+
+def test_seed_reaches_the_attack_generator() -> None:
+    """verify --seed N seeds the random attack starts of ReLU-split BaB (and nothing else changes)."""
+    p = make_problem(7, offset=0.0)
+    deadline = time.monotonic() + 60
+    searches = [_Search(p.graph, p.lower, p.upper, p.C, p.d, deadline, p.accept, ReluSplitConfig(seed=s),
+                        RootBounds(p.graph, p.lower, p.upper, deadline)) for s in (0, 0, 5)]
+    draws = [torch.rand(4, generator=s.gen) for s in searches]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])

@@ -79,6 +79,7 @@ class ReluSplitConfig:
     root_intermediate_iterations: int = 20  # alpha-CROWN steps per layer for the root's pre-activation bounds
     settle_iterations: int = 1000  # extra steps for open domains with nothing left to split (see _settle)
     recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
+    seed: int = 0  # of the random starts of the attacks on open domains
 
 
 class _BatchSizer:
@@ -252,7 +253,7 @@ class _Search:
         self.stuck_worst = math.inf  # smallest bound of a domain given up as stuck
         self.stuck = 0  # open domains without an unstable neuron left
         self.found: Optional[Tensor] = None  # a counterexample that replayed
-        self.gen = torch.Generator().manual_seed(0)  # random attack starts
+        self.gen = torch.Generator().manual_seed(config.seed)  # random attack starts
         self.root = root
 
     # --- the loop -------------------------------------------------------------------------------
