@@ -77,6 +77,24 @@ def test_verify_unsat_by_input_split_bab():
     assert doc["verdict"] == "unsat" and doc["method"] == "bab" and doc["margin"] > 0
 
 
+def test_fast_preset_skips_branch_and_bound_unless_asked():
+    """ACAS prop 1 needs branch and bound: --preset fast leaves it unknown, an explicit --bab wins."""
+    fast = invoke("verify", ACAS, ACAS_PROP1, "--preset", "fast", "--json")
+    assert fast.exit_code == 2 and json.loads(fast.output)["verdict"] == "unknown", fast.output
+    explicit = invoke("verify", ACAS, ACAS_PROP1, "--preset", "fast", "--bab", "input", "--json")
+    assert explicit.exit_code == 0 and json.loads(explicit.output)["method"] == "bab", explicit.output
+
+
+def test_preset_engine_options_precedence():
+    from verifier.runner.settings import preset_engine_options
+
+    values = {"timeout": 10.0, "method": "auto", "bab": "auto"}
+    assert preset_engine_options("complete", values, set())["timeout"] == 20.0
+    assert preset_engine_options("complete", values, {"timeout"})["timeout"] == 10.0
+    assert preset_engine_options("fast", values, {"method"}) == {"timeout": 10.0, "method": "auto", "bab": "none"}
+    assert preset_engine_options("balanced", values, set()) == values
+
+
 def test_panel_output_for_people():
     res = invoke("verify", TOY, ROBUST)
     assert res.exit_code == 0

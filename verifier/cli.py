@@ -17,6 +17,7 @@ from verifier.commands.common import CONTEXT  # noqa: F401 - re-exported for old
 from verifier.commands.common import fail as _fail
 from verifier.commands.common import guarded as _guarded
 from verifier.commands.common import set_threads as _set_threads
+from verifier.runner.settings import PRESETS, preset_engine_options
 
 
 class _Group(click.Group):
@@ -82,12 +83,15 @@ def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--bab", type=click.Choice(["auto", "input", "relu", "none"]), default="auto", show_default=True,
               help="Branch and bound on what the bounds leave open; auto: input split for few inputs, else ReLU split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack and branch and bound.")
+@click.option("--preset", type=click.Choice(tuple(PRESETS)), default="balanced", show_default=True,
+              help="Named settings; flags given explicitly win. fast: CROWN bounds and the attack, no branch and "
+                   "bound; balanced: the defaults; complete: twice the default timeout.")
 @click.option("--results-file", type=click.Path(dir_okay=False), help="Write a VNN-COMP result file here.")
 @click.option("--network", "networks", multiple=True, metavar="NAME=NET.onnx",
               help="Standard form: the ONNX file of the query's network NAME.")
 @click.option("--float-as-real", is_flag=True, help="Standard form: accept float32/64 declarations as real.")
 def verify(model: str, spec: str | None, timeout: float, method: str, device: str, threads: int, no_check: bool,
-           as_json: bool, bab: str, seed: int, results_file: str | None, networks: tuple[str, ...],
+           as_json: bool, bab: str, seed: int, preset: str, results_file: str | None, networks: tuple[str, ...],
            float_as_real: bool) -> None:
     """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown.
 
@@ -96,6 +100,10 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
     """
     from verifier.standard import is_standard_form
 
+    ctx = click.get_current_context()
+    given = {name for name in ("timeout", "method", "bab")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    engine = preset_engine_options(preset, {"timeout": timeout, "method": method, "bab": bab}, given)
     standard = _guarded(lambda: is_standard_form(model, spec, networks))
     if standard and as_json:
         _fail(3, "--json does not apply to `verify QUERY --network ...`, which prints the VNN-LIB standard's answer")
@@ -105,7 +113,7 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
         from verifier.standard import verify_standard
 
         _set_threads(threads)
-        options = dict(timeout=timeout, method=method, device=device, seed=seed, bab=bab, check_model=not no_check)
+        options = dict(engine, device=device, seed=seed, check_model=not no_check)
         if standard:
             return verify_standard(model, networks, float_as_real=float_as_real, **options)
         return api_verify(model, spec, **options), None

@@ -41,6 +41,19 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 
+def preset_engine_options(name: str, values: Mapping[str, Any], given: set[str]) -> dict[str, Any]:
+    """One `verify` call's method / bab / timeout with preset `name` applied where the user gave no flag
+    (`given`): its timeout_scale multiplies a default timeout, never an explicit one."""
+    out = dict(values)
+    for key, value in PRESETS[name].items():
+        if key == "timeout_scale":
+            if "timeout" not in given:
+                out["timeout"] = out["timeout"] * value
+        elif key not in given:
+            out[key] = value
+    return out
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything a batch run is configured with; recorded with every result as `config`."""
