@@ -148,3 +148,19 @@ def test_bounds_command_json_is_consistent():
     assert len(prop["output_lower"]) == 3
     assert all(lo <= hi for lo, hi in zip(prop["output_lower"], prop["output_upper"]))
     assert all(lo <= hi for lo, hi in zip(prop["objective_lower"], prop["objective_upper"]))
+
+
+def test_out_of_memory_is_unknown_not_a_crash(monkeypatch):
+    """Running out of memory anywhere in the engine ends in `unknown` (exit 2) with the reason."""
+    import torch
+
+    import verifier.api
+
+    def full(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (test)")
+
+    monkeypatch.setattr(verifier.api, "_solve", full)
+    res = invoke("verify", TOY, ROBUST, "--json")
+    assert res.exit_code == 2, res.output
+    doc = json.loads(res.output)
+    assert doc["verdict"] == "unknown" and "out of memory" in doc["message"]

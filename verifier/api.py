@@ -241,6 +241,11 @@ def verify(model: Any, spec: Any, **options: Any) -> Result:
     except VerifierError as err:
         code = EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_INTERNAL
         result = Result(ERROR, message=str(err), exit_code_override=code)
+    except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        if not isinstance(err, MemoryError) and type(err).__name__ != "OutOfMemoryError":
+            raise
+        result = Result(UNKNOWN, message=f"out of memory ({type(err).__name__}): this model's bounds need more "
+                                         "memory than the device has; try --preset fast, or --device cpu")
     times["total"] = time.monotonic() - start
     return replace(result, times=times, model=names[0], spec=names[1])
 

@@ -333,3 +333,32 @@ def test_seed_reaches_the_attack_generator() -> None:
                         RootBounds(p.graph, p.lower, p.upper, deadline)) for s in (0, 0, 5)]
     draws = [torch.rand(4, generator=s.gen) for s in searches]
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+
+
+def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that runs out of memory goes back on the stack and is bounded again in halves; the verdict
+    is the one an unconstrained run gives. Out of memory on a single domain ends in `unknown`, not a crash."""
+    p = make_problem(100, offset=0.01)
+    config = ReluSplitConfig(batch_size=64, iterations=8, root_iterations=20)
+    expected = solve(p, config)
+    assert expected.verdict in ("sat", "unsat") and expected.domains > 3
+    real_step, sizes = _Search._step, []
+
+    def fails_above_one(self, doms, iterations):  # type: ignore[no-untyped-def]
+        sizes.append(len(doms))
+        if len(doms) > 1:
+            raise torch.OutOfMemoryError("test: pretend the device is full")
+        return real_step(self, doms, iterations)
+
+    monkeypatch.setattr(_Search, "_step", fails_above_one)
+    res = solve(p, config)
+    assert res.verdict == expected.verdict
+    first_failure = next(i for i, n in enumerate(sizes) if n > 1)
+    assert sizes[first_failure + 1:] and max(sizes[first_failure + 1:]) == 1
+
+    def always_fails(self, doms, iterations):  # type: ignore[no-untyped-def]
+        raise torch.OutOfMemoryError("test: pretend the device is full")
+
+    monkeypatch.setattr(_Search, "_step", always_fails)
+    res = solve(p, config)
+    assert res.verdict == "unknown" and "out of memory" in res.message

@@ -85,12 +85,20 @@ class ReluSplitConfig:
 class _BatchSizer:
     """How many domains to bound next: the configured batch, but no more than fit in half the time
     left at the last measured time per domain (big networks on a CPU can take seconds a domain, and
-    one batch must not run far past the deadline); it starts at 8 and at most doubles per step."""
+    one batch must not run far past the deadline); it starts at 8 and at most doubles per step, and
+    halves its ceiling whenever a batch runs out of memory."""
 
     def __init__(self, most: int, deadline: float) -> None:
         self.most, self.deadline = max(1, most), deadline
         self.size = min(8, self.most)
         self.per_domain = 0.0
+
+    def shrink(self, failed: int) -> bool:
+        """After running out of memory on `failed` domains: at most half as many from now on. False when
+        a single domain failed (nothing smaller to try)."""
+        self.most = max(1, failed // 2)
+        self.size = min(self.size, self.most)
+        return failed > 1
 
     def took(self, n: int, seconds: float) -> None:
         self.per_domain = seconds / max(1, n)
@@ -101,6 +109,11 @@ class _BatchSizer:
             return self.size
         fit = int(0.5 * max(0.0, self.deadline - time.monotonic()) / self.per_domain)
         return max(1, min(self.size, fit))
+
+
+def _release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -278,7 +291,15 @@ class _Search:
                 return BabOutcome("timeout", None, min(self.stuck_worst, stack.worst_margin()), self.domains)
             doms = stack.pop(batch.next())
             began = time.monotonic()
-            outcome, children = self._step(doms, iterations)
+            try:
+                outcome, children = self._step(doms, iterations)
+            except torch.OutOfMemoryError:
+                stack.push(doms)  # nothing of theirs was recorded: bound them again, fewer at a time
+                _release_cached_memory()
+                if not batch.shrink(len(doms)):
+                    return BabOutcome("unknown", None, min(self.stuck_worst, stack.worst_margin()), self.domains,
+                                      "out of memory while bounding a single domain")
+                continue
             if iterations == self.config.iterations:  # the root's step is no guide to the others
                 batch.took(len(doms), time.monotonic() - began)
             iterations = self.config.iterations
