@@ -242,13 +242,9 @@ def _conv(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     x = inputs[0]
     for mod in (ctx.module if isinstance(ctx.module, nn.Sequential) else [ctx.module]):
         if isinstance(mod, nn.Conv1d):  # (C, L) as (C, 1, L)
-            x2 = _Var(ctx.emit("reshape", x, (x.sample_shape[0], 1, x.sample_shape[1]), "_2d",
-                               attrs={"shape": (x.sample_shape[0], 1, x.sample_shape[1])}), x.probe.unsqueeze(2))
-            y = _conv_var(ctx, x2, mod.weight.unsqueeze(2), mod.bias, "", (1, mod.stride[0]), (0, mod.padding[0]),
-                          (1, mod.dilation[0]), mod.groups)
-            shape = (y.sample_shape[0], y.sample_shape[2])
-            x = _Var(ctx.builder.emit(ctx.hint + "_1d", "reshape", (y.node,), shape, ctx.label,
-                                      attrs={"shape": shape}), y.probe.squeeze(2))
+            y = _conv_var(ctx, _as_2d(ctx, x), mod.weight.unsqueeze(2), mod.bias, "", (1, mod.stride[0]),
+                          (0, mod.padding[0]), (1, mod.dilation[0]), mod.groups)
+            x = _as_1d(ctx, y)
         elif isinstance(mod, nn.Conv2d):
             if mod.padding_mode != "zeros" or isinstance(mod.padding, str):
                 raise ctx.unsupported(f"padding {mod.padding!r} in mode {mod.padding_mode!r}")
@@ -258,6 +254,18 @@ def _conv(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
         else:
             raise ctx.unsupported(f"a {type(mod).__name__} (only 1-D and 2-D convolutions are supported)")
     return x.node
+
+
+def _as_2d(ctx: _Ctx, x: _Var) -> _Var:
+    """A (C, L) value viewed as (C, 1, L), for the 2-D conv and pad rules."""
+    shape = (x.sample_shape[0], 1, x.sample_shape[1])
+    return ctx.emit_var("reshape", (x,), x.probe.unsqueeze(2), "_2d", attrs={"shape": shape})
+
+
+def _as_1d(ctx: _Ctx, y: _Var) -> _Var:
+    """The (C, 1, L) result of a 2-D rule viewed as (C, L) again."""
+    shape = (y.sample_shape[0], y.sample_shape[2])
+    return ctx.emit_var("reshape", (y,), y.probe.squeeze(2), "_1d", attrs={"shape": shape})
 
 
 def _is_pad_module(mod: nn.Module) -> bool:
@@ -282,18 +290,13 @@ def _pad_var(ctx: _Ctx, x: _Var, torch_pads: list[int], mode: str, value: float)
     if rank == 2:  # (C, L): pad L only
         if len(pairs) > 1 and any(pairs[1]):
             raise ctx.unsupported("padding along the channel dim")
-        x = _Var(ctx.emit("reshape", x, (x.sample_shape[0], 1, x.sample_shape[1]), "_2d",
-                          attrs={"shape": (x.sample_shape[0], 1, x.sample_shape[1])}), x.probe.unsqueeze(2))
+        x = _as_2d(ctx, x)
         pairs = [pairs[0], (0, 0)]
     hw_pads = ((pairs[1] if len(pairs) > 1 else (0, 0)), pairs[0])
     probe = torch.nn.functional.pad(x.probe, [p for pair in pairs[:2] for p in pair] + [0] * (4 - 2 * len(pairs[:2])),
                                     value=float(value))
     y = ctx.emit_var("pad", (x,), probe, "_pad", attrs={"pads": hw_pads, "value": float(value)})
-    if rank == 2:
-        shape = (y.sample_shape[0], y.sample_shape[2])
-        y = _Var(ctx.builder.emit(ctx.hint + "_1d", "reshape", (y.node,), shape, ctx.label, attrs={"shape": shape}),
-                 y.probe.squeeze(2))
-    return y
+    return _as_1d(ctx, y) if rank == 2 else y
 
 
 def _pad(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
