@@ -17,6 +17,7 @@ from verifier.commands.common import CONTEXT  # noqa: F401 - re-exported for old
 from verifier.commands.common import fail as _fail
 from verifier.commands.common import guarded as _guarded
 from verifier.commands.common import set_threads as _set_threads
+from verifier.config import BAB_MODES, DEVICES, METHODS
 from verifier.runner.settings import PRESETS, preset_engine_options
 
 
@@ -58,7 +59,7 @@ def main() -> None:
 
 
 def _common(fn: Callable[..., Any], spec_required: bool = True) -> Callable[..., Any]:
-    fn = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    fn = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                       help="Where bounds run; auto picks CUDA when available.")(fn)
     fn = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
                       help="CPU threads for torch (1 is fastest for small networks).")(fn)
@@ -78,9 +79,9 @@ def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_common_spec_optional
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Seconds for the whole call, loading included.")
-@click.option("--method", type=click.Choice(["auto", "ibp", "crown", "alpha"]), default="auto", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="Bound method; auto runs IBP, then CROWN, then alpha-CROWN until one proves the spec.")
-@click.option("--bab", type=click.Choice(["auto", "input", "relu", "none"]), default="auto", show_default=True,
+@click.option("--bab", type=click.Choice(BAB_MODES), default="auto", show_default=True,
               help="Branch and bound on what the bounds leave open; auto: input split for few inputs, else ReLU split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the attack and branch and bound.")
 @click.option("--preset", type=click.Choice(tuple(PRESETS)), default="balanced", show_default=True,
@@ -138,7 +139,7 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
 
 @main.command(context_settings=CONTEXT, short_help="Print bounds of the spec's objectives and of the outputs.")
 @_common
-@click.option("--method", type=click.Choice(["ibp", "crown", "alpha"]), default="crown", show_default=True,
+@click.option("--method", type=click.Choice(METHODS[1:]), default="crown", show_default=True,
               help="Bound method.")
 def bounds(model: str, spec: str, method: str, device: str, threads: int, no_check: bool, as_json: bool) -> None:
     """Print lower/upper bounds of the spec's objectives (C·y + d) and of the outputs."""

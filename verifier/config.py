@@ -1,13 +1,23 @@
-"""Configuration as frozen dataclasses: one object per run, passed down, never global."""
+"""Configuration as frozen dataclasses: one object per run, passed down, never global.
+
+Nothing here imports torch, so the command line can take its choices from this module for free.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from verifier.attack.pgd import AttackConfig
-
 METHODS = ("auto", "ibp", "crown", "alpha")
 DEVICES = ("auto", "cpu", "cuda")
 BAB_MODES = ("auto", "input", "relu", "none")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """PGD (verifier.attack.pgd): starts per batch, signed-gradient steps, seed of the random starts."""
+
+    restarts: int = 32
+    steps: int = 60
+    seed: int = 0
 
 
 @dataclass(frozen=True)

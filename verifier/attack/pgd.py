@@ -11,14 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from verifier.config import AttackConfig  # noqa: F401 - re-exported: the attack's own settings
 from verifier.model.graph import Graph
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    restarts: int = 32
-    steps: int = 60
-    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
 
+from verifier.config import BAB_MODES, DEVICES, METHODS
 from verifier.errors import InputError, reading
 from verifier.result import VERDICTS
 
-# The engine's choices (verifier.config holds the same tuples but imports torch; a test keeps them equal).
-METHODS = ("auto", "ibp", "crown", "alpha")
-BAB_MODES = ("auto", "input", "relu", "none")
-DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("local", "ray")
 GATE_VERDICTS = tuple(v for v in VERDICTS if v != "unsat")  # what --fail-on may name
 
