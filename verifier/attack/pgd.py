@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
@@ -56,31 +57,49 @@ def pgd_attack(
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     n, r, m = lower.numel(), max(1, config.restarts), len(clauses)
     lo, hi = lower.reshape(1, n), upper.reshape(1, n)
-    width = hi - lo
     starts = torch.rand((r, n), generator=gen, dtype=lower.dtype).to(lower.device)
     targets, centred = _targets(r, m, lower.device)  # (r, m): which clauses each start chases
     starts[centred] = 0.5
-    x = lo + starts * width
+    x = lo + starts * (hi - lo)
     clauses = [(c.to(lower), dd.to(lower)) for c, dd in clauses]
-    best_x = x.detach().unsqueeze(0).expand(m, -1, -1)[:, 0].clone()  # (m, n)
+    best_x = x[0].expand(m, n).clone()  # (m, n)
     best_obj = torch.full((m,), math.inf, dtype=x.dtype, device=x.device)
-    for step in range(config.steps + 1):
-        x = x.detach().requires_grad_(True)
+
+    def step_loss(x: torch.Tensor, step: int) -> torch.Tensor | None:
         y = graph.forward(x).reshape(r, -1)
         objs = torch.stack([clause_objective(y, C.expand(r, -1, -1), d.expand(r, -1)) for C, d in clauses], dim=1)
         _keep_best(best_x, best_obj, x.detach(), objs.detach())
-        if step == config.steps or (deadline is not None and time.monotonic() > deadline):
-            break
+        if deadline is not None and time.monotonic() > deadline:
+            return None
         if bool((best_obj <= 0).any()) and step > 0:
-            break  # a candidate exists; replay decides whether it is real
+            return None  # a candidate exists; replay decides whether it is real
         losses = torch.stack([_hinge_loss(y, C, d) if C.shape[0] > 1 else objs[:, j]
                               for j, (C, d) in enumerate(clauses)], dim=1)
-        loss = torch.where(targets, losses, torch.full_like(losses, math.inf)).amin(dim=1)
-        (grad,) = torch.autograd.grad(loss.sum(), x) if loss.requires_grad else (torch.zeros_like(x),)
-        lr = 0.1 * (1e-4 ** (step / max(1, config.steps - 1)))  # 0.1 -> 1e-5 of the width, geometrically
-        x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), lo), hi)
+        return torch.where(targets, losses, torch.full_like(losses, math.inf)).amin(dim=1)
+
+    sign_descent(x, lo, hi, config.steps, 1e-4, step_loss)  # steps from 0.1 to 1e-5 of the width
     out = [Candidate(x=best_x[j], objective=float(best_obj[j]), clause_index=j) for j in range(m)]
     return sorted(out, key=lambda c: c.objective)
+
+
+def sign_descent(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int, final_rate: float,
+                 step_loss: Callable[[torch.Tensor, int], Optional[torch.Tensor]]) -> None:
+    """Projected signed-gradient descent in the box [lo, hi] from the points x (one per row).
+
+    At each step `step_loss(x, step)` scores the points (recording whatever its caller keeps) and returns
+    a loss per point to descend, or None to stop. Steps move each coordinate by 0.1 of the box's width,
+    shrinking geometrically to final_rate x 0.1 at the last step; the points after the last step are
+    scored too.
+    """
+    width = hi - lo
+    for step in range(steps + 1):
+        x = x.detach().requires_grad_(True)
+        loss = step_loss(x, step)
+        if loss is None or step == steps:
+            return
+        (grad,) = torch.autograd.grad(loss.sum(), x) if loss.requires_grad else (torch.zeros_like(x),)
+        rate = 0.1 * (final_rate ** (step / max(1, steps - 1)))
+        x = torch.minimum(torch.maximum(x.detach() - rate * width * grad.sign(), lo), hi)
 
 
 def _targets(r: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,9 +7,11 @@ a point with margin <= 0 is a candidate, which `cascade` confirms on onnxruntime
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
+from verifier.attack.pgd import sign_descent
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
@@ -32,30 +34,28 @@ def margin_pgd(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor,
                config: MarginAttack = MarginAttack()) -> tuple[Tensor, Tensor]:
     """The lowest-margin point found per sample in [lower, upper] (B, n), and its margin on our graph.
 
-    Signed-gradient steps shrinking geometrically from 10% of the box width, restarts in one batch;
+    Signed-gradient steps (`sign_descent`) shrinking geometrically from 10% of the box width to 0.01%,
+    restarts in one batch;
     the batch stops early once every sample has a point with margin <= 0.
     """
     B, n = lower.shape
     r = max(1, config.restarts)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     lo, hi = lower.repeat_interleave(r, 0), upper.repeat_interleave(r, 0)
-    width = hi - lo
     starts = torch.rand((B * r, n), generator=gen, dtype=lower.dtype).to(lower.device)
     starts[::r] = 0.5
-    x = lo + starts * width
+    x = lo + starts * (hi - lo)
     Cr = C.repeat_interleave(r, 0)
     best_x, best = x.clone(), torch.full((B * r,), float("inf"), dtype=lower.dtype, device=lower.device)
-    for step in range(config.steps + 1):
-        x = x.detach().requires_grad_(True)
+
+    def step_loss(x: Tensor, step: int) -> Optional[Tensor]:
         obj = margins(graph, x, Cr)
         better = obj.detach() < best
-        best = torch.where(better, obj.detach(), best)
-        best_x = torch.where(better.unsqueeze(1), x.detach(), best_x)
-        if step == config.steps or bool((best.reshape(B, r).amin(1) <= 0).all()):
-            break
-        (grad,) = torch.autograd.grad(obj.sum(), x)
-        lr = 0.1 * (1e-3 ** (step / max(1, config.steps - 1)))
-        x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), lo), hi)
+        best.copy_(torch.where(better, obj.detach(), best))
+        best_x.copy_(torch.where(better.unsqueeze(1), x.detach(), best_x))
+        return None if bool((best.reshape(B, r).amin(1) <= 0).all()) else obj
+
+    sign_descent(x, lo, hi, config.steps, 1e-3, step_loss)
     per_sample = best.reshape(B, r)
     pick = per_sample.argmin(1)
     rows = torch.arange(B, device=lower.device) * r + pick
