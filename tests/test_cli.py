@@ -164,3 +164,10 @@ def test_out_of_memory_is_unknown_not_a_crash(monkeypatch):
     assert res.exit_code == 2, res.output
     doc = json.loads(res.output)
     assert doc["verdict"] == "unknown" and "out of memory" in doc["message"]
+
+
+@pytest.mark.parametrize("spec,verdict,code", [(ROBUST, "unsat", 0), (FALSIFIABLE, "sat", 1)])
+def test_quiet_prints_the_verdict_word_only(spec, verdict, code):
+    res = invoke("verify", TOY, spec, "--quiet")
+    assert res.exit_code == code, res.output
+    assert res.stdout == f"{verdict}\n"

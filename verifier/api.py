@@ -14,6 +14,7 @@ import numpy as np
 
 from verifier.config import VerifyOptions
 from verifier.errors import InputError, VerifierError
+from verifier.progress import SILENT, ProgressFn, Reporter
 from verifier.result import (
     ERROR, EXIT_BAD_INPUT, EXIT_INTERNAL, SAT, TIMEOUT, UNKNOWN, UNSAT, Counterexample, PropertyOutcome, Result,
 )
@@ -227,17 +228,22 @@ def compute_bounds(model: Any, spec: Any, **options: Any) -> list[dict[str, Any]
     return out
 
 
-def verify(model: Any, spec: Any, **options: Any) -> Result:
-    """Verify `spec` on `model`; both may be paths or loaded objects. Never raises for bad input: see Result."""
+def verify(model: Any, spec: Any, progress: ProgressFn | None = None, **options: Any) -> Result:
+    """Verify `spec` on `model`; both may be paths or loaded objects. Never raises for bad input: see Result.
+
+    `progress`, if given, is called with a `verifier.progress.Progress` at each stage and, during branch
+    and bound, every 0.2 s at most (domains bounded and open, worst open bound)."""
     start = time.monotonic()
     times: dict[str, float] = {}
     names = (str(getattr(model, "path", model)), str(getattr(spec, "source", spec)))
     try:
         opts = options.pop("options", None) or make_options(**options)
         deadline = _Deadline(opts.timeout, start)
+        report = Reporter(progress, start, opts.timeout)
+        report("load")
         problem = load_problem(model, spec, opts)
         times["load"] = time.monotonic() - start
-        result = _solve(problem, opts, deadline, times)
+        result = _solve(problem, opts, deadline, times, report)
     except VerifierError as err:
         code = EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_INTERNAL
         result = Result(ERROR, message=str(err), exit_code_override=code)
@@ -254,9 +260,11 @@ def verify(model: Any, spec: Any, **options: Any) -> Result:
 STAGE_ORDER = ("ibp", "crown", "alpha", "bab")
 
 
-def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float]) -> Result:
+def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float],
+           report: Reporter = SILENT) -> Result:
     n = len(problem.spec.properties)
     t = time.monotonic()
+    report("attack")
     for i in range(n):
         if deadline.passed():
             break
@@ -267,6 +275,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
                           properties=(PropertyOutcome(i, SAT, "pgd", None),))
     times["attack"] = time.monotonic() - t
     t = time.monotonic()
+    report("bounds")
     outcomes, open_clauses = [], {}
     for i in range(n):
         if deadline.passed():
@@ -287,9 +296,9 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
         if mode == "input":  # deterministic: no seed to pass
-            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline)
+            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report)
         else:
-            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed)
+            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -327,7 +336,8 @@ def _accepting(problem: Problem, index: int, clause_index: int, found: list[Coun
 
 
 def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
-                      deadline: _Deadline) -> tuple[list[PropertyOutcome], Result | None]:
+                      deadline: _Deadline, report: Reporter = SILENT,
+                      ) -> tuple[list[PropertyOutcome], Result | None]:
     """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
     slices, so that a root with a counterexample is not starved by a hard unsat root before it.
     Unsat needs every root; the first replayed counterexample ends the run."""
@@ -350,13 +360,23 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
             accept = _accepting(problem, i, j, found)
             roots[(i, j)] = [InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept, c) for c in configs]
     done: dict[tuple[int, int], Any] = {}
+
+    def tick() -> None:
+        if not report.due("input split"):
+            return
+        searching = [searches for key, searches in roots.items() if key not in done]
+        report("input split", domains=sum(s.domains for ss in roots.values() for s in ss),
+               open=sum(s.open_boxes for ss in searching for s in ss),
+               worst_bound=min((max(s.bound for s in ss) for ss in searching), default=None),
+               roots_done=len(done), roots=len(roots))
+
     time_slice = 0.25
     while len(done) < len(roots) and not deadline.passed():
         for key, searches in roots.items():
             for search in searches:
                 if key in done or deadline.passed():
                     break
-                res = search.run(min(time.monotonic() + time_slice, deadline.at))
+                res = search.run(min(time.monotonic() + time_slice, deadline.at), tick if report.active else None)
                 if res is None:
                     continue
                 if res.verdict == SAT:
@@ -379,12 +399,20 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
 
 
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
-                deadline: _Deadline, seed: int = 0) -> tuple[list[PropertyOutcome], Result | None]:
+                deadline: _Deadline, seed: int = 0, report: Reporter = SILENT,
+                ) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all."""
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
     config = ReluSplitConfig(seed=seed)
     updated = list(outcomes)
+    n_roots = sum(len(open_clauses[i]) for i, o in enumerate(outcomes) if o.verdict == UNKNOWN)
+    before = {"domains": 0, "roots_done": 0}  # totals of the roots already searched
+
+    def tick(domains: int, open_: int, worst: float) -> None:
+        report("relu split", domains=before["domains"] + domains, open=open_, worst_bound=worst,
+               roots_done=before["roots_done"], roots=n_roots)
+
     for i, outcome in enumerate(outcomes):
         if outcome.verdict != UNKNOWN:
             continue
@@ -394,7 +422,10 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
         for j in open_clauses[i]:
             found: list[Counterexample] = []
             res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at,
-                                 _accepting(problem, i, j, found), config, root=root)
+                                 _accepting(problem, i, j, found), config, root=root,
+                                 tick=tick if report.active else None)
+            before["domains"] += res.domains
+            before["roots_done"] += 1
             if res.verdict == SAT:
                 updated[i] = PropertyOutcome(i, SAT, "bab", None)
                 return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))

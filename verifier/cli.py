@@ -91,9 +91,11 @@ def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--network", "networks", multiple=True, metavar="NAME=NET.onnx",
               help="Standard form: the ONNX file of the query's network NAME.")
 @click.option("--float-as-real", is_flag=True, help="Standard form: accept float32/64 declarations as real.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only the verdict word; no live progress panel (shown on a terminal after 1 s otherwise).")
 def verify(model: str, spec: str | None, timeout: float, method: str, device: str, threads: int, no_check: bool,
            as_json: bool, bab: str, seed: int, preset: str, results_file: str | None, networks: tuple[str, ...],
-           float_as_real: bool) -> None:
+           float_as_real: bool, quiet: bool) -> None:
     """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown.
 
     Also the VNN-LIB standard form `verify QUERY --network NAME=NET.onnx [--timeout S]`: the first stdout
@@ -111,13 +113,15 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
 
     def run() -> Any:
         from verifier.api import verify as api_verify
+        from verifier.report.live import live_progress
         from verifier.standard import verify_standard
 
         _set_threads(threads)
         options = dict(engine, device=device, seed=seed, check_model=not no_check)
         if standard:
             return verify_standard(model, networks, float_as_real=float_as_real, **options)
-        return api_verify(model, spec, **options), None
+        with live_progress(enabled=not (quiet or as_json)) as progress:
+            return api_verify(model, spec, progress=progress, **options), None
 
     result, standard_text = _guarded(run)
     if result.verdict == "error" and not as_json:
@@ -130,6 +134,8 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
         click.echo(standard_text, nl=False)
     elif as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
+    elif quiet:
+        click.echo(result.verdict)
     else:
         from verifier.report.panel import print_result
 

@@ -20,6 +20,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tests.bab.nets import Net, clause_value, exact_min, local_min, random_net
+from verifier.bab import input_split
 from verifier.bab.input_split import BabOutcome, InputSplitConfig, input_split_bab, with_convex_mixtures
 
 # An example solves an exact LP enumeration and runs BaB (up to DEADLINE seconds when it times out):
@@ -274,3 +275,53 @@ def test_float32_never_proves_an_instance_whose_exact_optimum_violates(name: str
     assert inst.violated and inst.value(witness) < -5e-4
     out, replay = run_bab(inst, dtype=torch.float32, deadline=10.0)
     check_sound(inst, out, replay)
+
+
+def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that runs out of memory goes back to the frontier and is bounded again in halves; the
+    verdict is that of an unconstrained run. Out of memory on a single box ends in `unknown`, not a crash."""
+    for sign in (-1, 1):
+        inst = make_instance(2, 6, [6], 3, 4, sign, 1e-2)
+        expected, _ = run_bab(inst, deadline=20.0)
+        assert expected.verdict == ("sat" if sign < 0 else "unsat") and expected.domains > 8
+        real, sizes = input_split._margins, []
+
+        def fails_above_four(graph, l, u, C, d, config):  # type: ignore[no-untyped-def]
+            sizes.append(l.shape[0])
+            if l.shape[0] > 4:
+                raise torch.OutOfMemoryError("test: pretend the device is full")
+            return real(graph, l, u, C, d, config)
+
+        monkeypatch.setattr(input_split, "_margins", fails_above_four)
+        out, replay = run_bab(inst, deadline=20.0)
+        monkeypatch.setattr(input_split, "_margins", real)
+        check_sound(inst, out, replay)
+        assert out.verdict == expected.verdict
+        first_failure = next(i for i, n in enumerate(sizes) if n > 4)
+        assert sizes[first_failure + 1:] and max(sizes[first_failure + 1:]) <= 4
+
+    def always_fails(graph, l, u, C, d, config):  # type: ignore[no-untyped-def]
+        raise torch.OutOfMemoryError("test: pretend the device is full")
+
+    monkeypatch.setattr(input_split, "_margins", always_fails)
+    out, _ = run_bab(make_instance(2, 6, [6], 3, 4, 1, 1e-2), deadline=20.0)
+    assert out.verdict == "unknown" and "out of memory" in out.message
+
+
+def test_tick_reports_after_every_batch() -> None:
+    """The progress hook runs once per bounded batch, with the frontier and bound readable from outside."""
+    inst = make_instance(3, 3, [3, 4], 2, 3, 1, 1e-2)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    search = input_split.InputSplitSearch(inst.net.graph(), t(inst.lo), t(inst.hi), t(inst.C), t(inst.d),
+                                          Replay(inst), InputSplitConfig(batch_size=8))
+    seen: list[tuple[int, int, float]] = []
+
+    def tick() -> None:
+        seen.append((search.domains, search.open_boxes, search.bound))
+        centres = ((search.L + search.U) / 2).numpy()  # the bound holds on every open box, so at its centre
+        assert all(search.bound <= inst.value(c) + 1e-9 for c in centres[:50])
+
+    out = search.run(time.monotonic() + 20, tick)
+    assert out is not None and out.verdict == "unsat"
+    assert len(seen) >= 2 and seen[-1][0] == out.domains and seen[-1][1] == 0
+    assert [s[0] for s in seen] == sorted(s[0] for s in seen)

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import torch
 
 from verifier.attack.pgd import clause_objective
+from verifier.bab.memory import release_cached_memory
 from verifier.bounds.crown import crown_with_input_coefficients, relaxed_inputs
 from verifier.bounds.forward import forward_boxes
 from verifier.model.graph import Graph
@@ -78,24 +79,38 @@ class InputSplitSearch:
         self.domains, self.stuck = 0, 0
         self.worst, self.proved = float("inf"), float("inf")
         self.seconds_per_box = 0.0  # measured; sizes batches so that one ends before the deadline
+        self.batch_limit = config.batch_size  # halves on out of memory
 
     def timeout(self) -> BabOutcome:
         return BabOutcome("timeout", None, min(self.worst, _peek(self.graph, self.L, self.U, self.C, self.d)),
                           self.domains)
 
-    def run(self, until: float) -> Optional[BabOutcome]:
-        """Process batches until a verdict (returned) or the time `until` (None: still open)."""
+    def run(self, until: float, tick: Optional[Callable[[], None]] = None) -> Optional[BabOutcome]:
+        """Process batches until a verdict (returned) or the time `until` (None: still open).
+
+        `tick()` is called after every batch (progress display). A batch that runs out of memory goes
+        back to the frontier and the batch ceiling halves; out of memory at one box is `unknown`."""
         while self.L.shape[0]:
             now = time.monotonic()
             if now > until:
                 return None
-            take = self.config.batch_size
+            take = self.batch_limit
             if self.seconds_per_box > 0:
-                take = max(16, min(take, int((until - now) / self.seconds_per_box)))
-            batch = min(take, self.L.shape[0])
-            outcome = self._step(batch)
-            spent = (time.monotonic() - now) / batch
+                take = max(min(16, take), min(take, int((until - now) / self.seconds_per_box)))
+            l, u = self._pop(min(take, self.L.shape[0]))
+            try:
+                outcome = self._step(l, u)
+            except torch.OutOfMemoryError:
+                self._push_back(l, u)
+                release_cached_memory()
+                if l.shape[0] == 1:
+                    return BabOutcome("unknown", None, self.worst, self.domains, "out of memory bounding a single box")
+                self.batch_limit = max(1, l.shape[0] // 2)
+                continue
+            spent = (time.monotonic() - now) / l.shape[0]
             self.seconds_per_box = spent if self.seconds_per_box == 0 else 0.7 * self.seconds_per_box + 0.3 * spent
+            if tick is not None:
+                tick()
             if outcome is not None:
                 return outcome
         if self.stuck:
@@ -103,10 +118,23 @@ class InputSplitSearch:
                               f"{self.stuck} boxes too small to split further")
         return BabOutcome("unsat", None, self.proved, self.domains)
 
-    def _step(self, take: int) -> Optional[BabOutcome]:
-        """Bound the newest batch of boxes, test the open ones' centres, split them back in."""
+    @property
+    def open_boxes(self) -> int:
+        return int(self.L.shape[0])
+
+    @property
+    def bound(self) -> float:
+        """A lower bound of the clause's margin over the whole root box now: the worst open box's parent bound."""
+        return float(self.M.min()) if self.M.numel() else float("inf")
+
+    def _push_back(self, l: Tensor, u: Tensor) -> None:
+        """Return popped, unbounded boxes to the frontier (with an unknown parent bound)."""
+        self.L, self.U = torch.cat([self.L, l]), torch.cat([self.U, u])
+        self.M = torch.cat([self.M, self.M.new_full((l.shape[0],), -float("inf"))])
+
+    def _step(self, l: Tensor, u: Tensor) -> Optional[BabOutcome]:
+        """Bound a batch of boxes, test the open ones' centres, split them back in."""
         cfg, C, d = self.config, self.C, self.d
-        l, u = self._pop(min(take, self.L.shape[0]))
         take = l.shape[0]
         margin, A = _margins(self.graph, l, u, C, d, cfg)
         self.domains += take

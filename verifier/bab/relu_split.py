@@ -49,6 +49,7 @@ import torch
 
 from verifier.attack.pgd import clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
+from verifier.bab.memory import release_cached_memory
 from verifier.bounds.backward import bound_rows, rule_for
 from verifier.bounds.box import Box, concretize_lower, input_box, objective_matrix, on_device_of
 from verifier.bounds.crown import relaxed_inputs, tighten_where, unit_rows
@@ -109,11 +110,6 @@ class _BatchSizer:
             return self.size
         fit = int(0.5 * max(0.0, self.deadline - time.monotonic()) / self.per_domain)
         return max(1, min(self.size, fit))
-
-
-def _release_cached_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -232,7 +228,7 @@ class RootBounds:
 def relu_split_bab(
     graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, deadline: float,
     is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig = ReluSplitConfig(),
-    root: Optional[RootBounds] = None,
+    root: Optional[RootBounds] = None, tick: Optional[Callable[[int, int, float], None]] = None,
 ) -> BabOutcome:
     """Decide whether some x in [lower, upper] meets every row of C·f(x) + d <= 0.
 
@@ -241,10 +237,11 @@ def relu_split_bab(
     time.monotonic() value, checked between batches (and between optimisation steps).
     unsat: no such x (the margin is the smallest proved lower bound of max_i (C_i·f(x) + d_i));
     timeout / unknown: undecided (the margin is the worst open lower bound).
+    `tick(domains bounded, domains open, worst open bound)` is called after every batch (progress display).
     """
     root = root if root is not None else RootBounds(graph, lower, upper, deadline, config)
     search = _Search(graph, lower, upper, C, d, deadline, is_counterexample, config, root)
-    return search.run()
+    return search.run(tick)
 
 
 class _Search:
@@ -271,7 +268,7 @@ class _Search:
 
     # --- the loop -------------------------------------------------------------------------------
 
-    def run(self) -> BabOutcome:
+    def run(self, tick: Optional[Callable[[int, int, float], None]] = None) -> BabOutcome:
         if self.unsupported:
             return BabOutcome("unknown", None, -math.inf, 0,
                               f"relu splitting cannot branch on {', '.join(self.unsupported)} nodes")
@@ -295,7 +292,7 @@ class _Search:
                 outcome, children = self._step(doms, iterations)
             except torch.OutOfMemoryError:
                 stack.push(doms)  # nothing of theirs was recorded: bound them again, fewer at a time
-                _release_cached_memory()
+                release_cached_memory()
                 if not batch.shrink(len(doms)):
                     return BabOutcome("unknown", None, min(self.stuck_worst, stack.worst_margin()), self.domains,
                                       "out of memory while bounding a single domain")
@@ -306,6 +303,8 @@ class _Search:
             if outcome is not None:
                 return outcome
             stack.push(children)
+            if tick is not None:
+                tick(self.domains, stack.size, min(self.stuck_worst, stack.worst_margin()))
             if stack.size > self.config.max_frontier or stack.nbytes > self.config.max_frontier_bytes:
                 return BabOutcome("unknown", None, min(self.stuck_worst, stack.worst_margin()), self.domains,
                                   f"too many open domains ({stack.size}, {stack.nbytes / 1e6:.0f} MB)")
