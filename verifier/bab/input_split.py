@@ -8,6 +8,7 @@ CROWN lower bound of its best row (the dimension that loosens that bound most).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -18,6 +19,7 @@ from verifier.attack.pgd import clause_objective
 from verifier.bab.memory import release_cached_memory
 from verifier.bounds.crown import crown_with_input_coefficients, relaxed_inputs
 from verifier.bounds.forward import forward_boxes
+from verifier.bounds.layerwise import layer_bounds
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
@@ -32,9 +34,13 @@ class InputSplitConfig:
     dual_steps: int = 30  # mirror-ascent steps on the rows' weights (see dual_margin); 0 turns it off
     width_weight: float = 0.3  # mix relative width into the coefficient score (0: pure |A|·width)
     branching: str = "coefficient"  # coefficient (|A| x width) | width (relative to the root box)
-    intermediate: str = "crown"  # crown | forward: how the boxes' intermediate bounds are computed
+    intermediate: str = "crown"  # crown | forward | alpha: how the boxes' intermediate bounds are computed
+    alpha_iterations: int = 10  # Adam steps per layer when intermediate is alpha
     recheck_below: float = 1e-3  # proofs with a smaller margin (or relatively small, see
     #                              _recheck_thin_proofs) are re-done in float64 before they count
+    clip: bool = True  # shrink each open box to the part where every row's linear lower bound is <= 0
+    samples_per_step: int = 4096  # random points of the open region tried as counterexamples per batch
+    seed: int = 0  # of those random points
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class InputSplitSearch:
         self.worst, self.proved = float("inf"), float("inf")
         self.seconds_per_box = 0.0  # measured; sizes batches so that one ends before the deadline
         self.batch_limit = config.batch_size  # halves on out of memory
+        self.gen = torch.Generator().manual_seed(config.seed)
 
     def timeout(self) -> BabOutcome:
         return BabOutcome("timeout", None, min(self.worst, _peek(self.graph, self.L, self.U, self.C, self.d)),
@@ -136,7 +143,7 @@ class InputSplitSearch:
         """Bound a batch of boxes, test the open ones' centres, split them back in."""
         cfg, C, d = self.config, self.C, self.d
         take = l.shape[0]
-        margin, A = _margins(self.graph, l, u, C, d, cfg)
+        margin, A, rows = _margins(self.graph, l, u, C, d, cfg)
         self.domains += take
         margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)
         open_ = ~(margin > 0)
@@ -144,24 +151,51 @@ class InputSplitSearch:
             self.proved = min(self.proved, float(margin[~open_].min()))
         if not bool(open_.any()):
             return None
-        l, u, margin, A = l[open_], u[open_], margin[open_], A[open_]
+        l, u, margin, A, rows = l[open_], u[open_], margin[open_], A[open_], rows[open_]
+        if cfg.clip and C.shape[0]:
+            slack = proof_threshold(self.graph, l, u, cfg)[:, None, None]
+            l, u, empty = clip_boxes(l, u, A, rows, slack)
+            if bool(empty.any()):
+                keep = ~empty
+                l, u, margin, A = l[keep], u[keep], margin[keep], A[keep]
+                if not l.shape[0]:
+                    return None
         self.worst = min(self.worst, float(margin.min()))
-        found = self._try_centres(l, u)
+        self._split(l, u, A, margin)
+        found = self._try_points(l, u)
         if found is not None:
             return BabOutcome("sat", found, float(margin.min()), self.domains)
-        self._split(l, u, A, margin)
         if self.L.shape[0] > cfg.max_frontier:
             return BabOutcome("unknown", None, self.worst, self.domains, "too many open boxes")
         return None
 
-    def _try_centres(self, l: Tensor, u: Tensor) -> Optional[Tensor]:
-        centre = (l + u) / 2
-        b = centre.shape[0]
-        obj = clause_objective(self.graph.forward(centre).reshape(b, -1),
-                               self.C.unsqueeze(0).expand(b, -1, -1), self.d.unsqueeze(0).expand(b, -1))
-        for i in torch.nonzero(obj <= 0).flatten()[:8].tolist():
-            if self.is_counterexample(centre[i]):
-                return centre[i]
+    def _try_points(self, l: Tensor, u: Tensor) -> Optional[Tensor]:
+        """Evaluate each open box's centre and `samples_per_step` random points of the open region
+        (boxes drawn by volume, so every unproved part of the input gets its share); replay the
+        lowest few that meet the clause on our graph. Forward passes cost little beside a bound, and
+        sampling the unproved region finds violations too thin for gradient steps to hit (ACAS Xu 1_9
+        property 7), far sooner than uniform sampling of the whole box."""
+        points = (l + u) / 2
+        k = self.config.samples_per_step
+        if k and self.L.shape[0]:
+            rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
+            volume = rel.log().sum(1)
+            pick = torch.multinomial((volume - volume.max()).exp().cpu(), k, replacement=True, generator=self.gen)
+            pick = pick.to(self.L.device)
+            lo, hi = self.L[pick], self.U[pick]
+            # Half of the coordinates uniform in the box, a quarter at each end: points on faces,
+            # edges and corners too, where violations often sit (the root box's bounds included).
+            noise = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
+            snap = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
+            noise = torch.where(snap < 0.25, 0.0, torch.where(snap < 0.5, 1.0, noise)).to(lo)
+            points = torch.cat([points, torch.minimum(lo + noise * (hi - lo), hi)])
+        m = points.shape[0]
+        obj = clause_objective(self.graph.forward(points).reshape(m, -1),
+                               self.C.unsqueeze(0).expand(m, -1, -1), self.d.unsqueeze(0).expand(m, -1))
+        hits = torch.nonzero(obj <= 0).flatten()
+        for i in hits[torch.argsort(obj[hits])][:8].tolist():
+            if self.is_counterexample(points[i]):
+                return points[i]
         return None
 
     def _pop(self, take: int) -> tuple[Tensor, Tensor]:
@@ -226,6 +260,51 @@ def dual_margin(row_lb: Tensor, A: Tensor, l: Tensor, u: Tensor, steps: int) -> 
     return best
 
 
+def clip_boxes(l: Tensor, u: Tensor, A: Tensor, rows: Tensor, tolerance: Tensor | float,
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """Shrink boxes to the part where a counterexample can lie, without splitting.
+
+    On a box, row j of the clause satisfies row_j(x) >= A_j·x + c_j (CROWN), and a counterexample
+    needs row_j(x) <= 0, hence A_j·x + c_j <= 0. With the other dims at their most favourable ends,
+    that bounds each x_i: A_ji x_i <= -c_j - min_box(sum_{k != i} A_jk x_k). Every row and dim gives
+    such a bound (loosened by `tolerance`, in row units, against rounding); their intersection with
+    the box still holds every counterexample of the box, and the linear bounds computed for the box
+    stay valid on it. An empty result (some l > u) means the box holds none: it is proved.
+
+    l, u (b, n); A (b, k, n); rows (b, k): each row's lower bound over the box (= min_box A_j·x + c_j).
+    Returns the clipped l, u and the mask of emptied boxes.
+    """
+    lo, hi = l.unsqueeze(1), u.unsqueeze(1)  # (b, 1, n)
+    term_min = torch.minimum(A * lo, A * hi)  # (b, k, n): min over [l_i, u_i] of A_ji x_i
+    # rows_j = c_j + sum_i term_min_i; the room left for A_ji x_i: -c_j - sum_{k != i} term_min_k
+    room = term_min - rows.unsqueeze(-1) + tolerance  # (b, k, n)
+    tiny = A.abs() <= 1e-12
+    limit = room / torch.where(tiny, torch.ones_like(A), A)  # x_i <= limit (A > 0) or x_i >= limit (A < 0)
+    inf = torch.full_like(limit, float("inf"))
+    new_u = torch.where((A > 0) & ~tiny, limit, inf).amin(dim=1)
+    new_l = torch.where((A < 0) & ~tiny, limit, -inf).amax(dim=1)
+    l2, u2 = torch.maximum(l, new_l), torch.minimum(u, new_u)
+    empty = (l2 > u2).any(dim=1)
+    return torch.where(empty.unsqueeze(1), l, l2), torch.where(empty.unsqueeze(1), u, u2), empty
+
+
+def proof_threshold(graph: Graph, l: Tensor, u: Tensor, config: InputSplitConfig) -> Tensor:
+    """Per box (b,), the margin below which a bound of this dtype may owe its sign to rounding.
+
+    The rounding of a float32 bound grows with the magnitudes of the values the network computes on
+    the box, which IBP bounds cheaply: max(recheck_below, 1e-5 x the largest magnitude of any node).
+    Proofs thinner than this are redone in float64; box clipping leaves this much slack."""
+    from verifier.bounds.ibp import ibp
+
+    with torch.no_grad():
+        boxes = ibp(graph, l, u)
+    scale = torch.stack([torch.maximum(bl.flatten(1).abs().amax(1), bu.flatten(1).abs().amax(1))
+                         for bl, bu in boxes.values()]).amax(0)
+    if l.dtype == torch.float64:
+        return torch.clamp(1e-12 * scale, min=1e-9)
+    return torch.clamp(1e-5 * scale, min=config.recheck_below)
+
+
 def with_convex_mixtures(C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
     """Add the pairwise averages and the mean of the rows of a conjunction C·y + d <= 0.
 
@@ -243,50 +322,48 @@ def with_convex_mixtures(C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([C, Cm]), torch.cat([d, dm])
 
 
-def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, intermediate: str) -> tuple[Tensor, Tensor]:
-    """CROWN lower bounds and input coefficients of C·f(x) on each box."""
+def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, intermediate: str, alpha_iterations: int,
+           ) -> tuple[Tensor, Tensor]:
+    """CROWN lower bounds and input coefficients of C·f(x) on each box, over intermediate bounds by
+    CROWN (default), forward linear bounds, or alpha-CROWN per layer."""
     if intermediate == "forward":
         boxes = forward_boxes(graph, l, u)
         return crown_with_input_coefficients(graph, l, u, C, intermediate={n: boxes[n] for n in relaxed_inputs(graph)})
+    if intermediate == "alpha":
+        boxes = layer_bounds(graph, l, u, list(relaxed_inputs(graph)), None, -1, None,
+                             optimise=(alpha_iterations, 0.1, math.inf))
+        return crown_with_input_coefficients(graph, l, u, C, intermediate=boxes)
     return crown_with_input_coefficients(graph, l, u, C)
 
 
 def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: InputSplitConfig,
-             ) -> tuple[Tensor, Tensor]:
-    """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box) and the input coefficients."""
-    lb, A = _bound(graph, l, u, C, config.intermediate)
+             ) -> tuple[Tensor, Tensor, Tensor]:
+    """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box), the input coefficients
+    A (b, k, n) of each row's linear lower bound and the rows' lower bounds (b, k) over the box."""
+    lb, A = _bound(graph, l, u, C, config.intermediate, config.alpha_iterations)
     if not C.shape[0]:
-        return lb.new_full((lb.shape[0],), -float("inf")), A
+        return lb.new_full((lb.shape[0],), -float("inf")), A, lb
     margin = (lb + d).max(dim=1).values
     if C.shape[0] > 1 and config.dual_steps:
         margin = torch.maximum(margin, dual_margin(lb + d, A, l, u, config.dual_steps))
-    return margin, A
+    return margin, A, lb + d
 
 
 def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, margin: Tensor,
                          config: InputSplitConfig) -> Tensor:
-    """Redo in float64 the float32 proofs whose margin is within float32 rounding of zero.
-
-    The rounding of a float32 bound grows with the magnitude of the values the network computes,
-    which IBP bounds cheaply: a proof counts as thin below max(recheck_below, 1e-5 x the largest
-    magnitude of any node over the box). A thin box stays proved only if its float64 bound agrees;
-    otherwise it goes back to the frontier.
+    """Redo in float64 the float32 proofs whose margin is within float32 rounding of zero (below
+    `proof_threshold`). A thin box stays proved only if its float64 bound agrees; otherwise it goes
+    back to the frontier.
     """
-    from verifier.bounds.ibp import ibp
-
     proved = margin > 0
     if margin.dtype == torch.float64 or not bool(proved.any()):
         return margin
-    with torch.no_grad():
-        boxes = ibp(graph, l[proved], u[proved])
-    scale = torch.stack([torch.maximum(bl.flatten(1).abs().amax(1), bu.flatten(1).abs().amax(1))
-                         for bl, bu in boxes.values()]).amax(0)
     thin = proved.clone()
-    thin[proved] = margin[proved] < torch.clamp(1e-5 * scale, min=config.recheck_below)
+    thin[proved] = margin[proved] < proof_threshold(graph, l[proved], u[proved], config)
     if not bool(thin.any()):
         return margin
     g64 = graph.to(margin.device, torch.float64)
-    exact, _ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
+    exact, _, _ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
     return margin.masked_scatter(thin, torch.where(exact > 0, margin[thin], torch.zeros_like(margin[thin])))
 
 
