@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from tests.bab.nets import Net, clause_value, exact_min, local_min, random_net
 from verifier.bab import input_split
-from verifier.bab.input_split import BabOutcome, InputSplitConfig, input_split_bab, with_convex_mixtures
+from verifier.bab.input_split import (
+    BabOutcome, InputSplitConfig, InputSplitSearch, clip_boxes, input_split_bab, with_convex_mixtures,
+)
 
 # An example solves an exact LP enumeration and runs BaB (up to DEADLINE seconds when it times out):
 # a fraction of the profile's example count (40 by default, 800 under --hypothesis-profile=thorough).
@@ -91,8 +93,11 @@ _options = dict(
     batch_size=st.sampled_from([2048, 5]),
     mix_rows=st.booleans(),
     branching=st.sampled_from(["coefficient", "width"]),
-    intermediate=st.sampled_from(["crown", "forward"]),
+    intermediate=st.sampled_from(["crown", "forward", "alpha"]),
     dual_steps=st.sampled_from([0, 5, 30]),
+    clip=st.booleans(),
+    samples_per_step=st.sampled_from([0, 64, 4096]),
+    alpha_iterations=st.sampled_from([2, 10]),
 )
 _known = InputSplitConfig.__dataclass_fields__  # options added later join in as they appear
 configs = st.builds(InputSplitConfig, **{k: v for k, v in _options.items() if k in _known})
@@ -282,7 +287,7 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
     verdict is that of an unconstrained run. Out of memory on a single box ends in `unknown`, not a crash."""
     for sign in (-1, 1):
         inst = make_instance(2, 6, [6], 3, 4, sign, 1e-2)
-        expected, _ = run_bab(inst, deadline=20.0)
+        expected, _ = run_bab(inst, InputSplitConfig(samples_per_step=0), deadline=20.0)
         assert expected.verdict == ("sat" if sign < 0 else "unsat") and expected.domains > 8
         real, sizes = input_split._margins, []
 
@@ -293,7 +298,7 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
             return real(graph, l, u, C, d, config)
 
         monkeypatch.setattr(input_split, "_margins", fails_above_four)
-        out, replay = run_bab(inst, deadline=20.0)
+        out, replay = run_bab(inst, InputSplitConfig(samples_per_step=0), deadline=20.0)
         monkeypatch.setattr(input_split, "_margins", real)
         check_sound(inst, out, replay)
         assert out.verdict == expected.verdict
@@ -325,3 +330,53 @@ def test_tick_reports_after_every_batch() -> None:
     assert out is not None and out.verdict == "unsat"
     assert len(seen) >= 2 and seen[-1][0] == out.domains and seen[-1][1] == 0
     assert [s[0] for s in seen] == sorted(s[0] for s in seen)
+
+
+@some
+@given(inst=instances(), dtype=st.sampled_from([torch.float64, torch.float32]), seed=st.integers(0, 2**16))
+def test_clipping_keeps_every_violating_point(inst: Instance, dtype: torch.dtype, seed: int) -> None:
+    """Clipping a box to where every row's linear lower bound is <= 0 (with its rounding slack) never
+    cuts off a point that violates; an emptied box holds no violating point at all."""
+    rng = np.random.default_rng(seed)
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
+    C, d = with_convex_mixtures(t(inst.C), t(inst.d))
+    # a few sub-boxes of the instance's box, the witness's own among them
+    lo = np.stack([inst.lo] + [inst.lo + rng.uniform(0, 0.5, inst.lo.shape) * (inst.hi - inst.lo) for _ in range(3)])
+    hi = np.minimum(lo + (inst.hi - inst.lo) * rng.uniform(0.2, 1.0, lo.shape), inst.hi)
+    hi[0] = inst.hi
+    l, u = t(lo), t(hi)
+    lo, hi = l.double().numpy(), u.double().numpy()  # the boxes as the dtype holds them
+    graph = inst.net.graph(dtype)
+    _, A, rows = input_split._margins(graph, l, u, C, d, InputSplitConfig())
+    slack = input_split.proof_threshold(graph, l, u, InputSplitConfig())[:, None, None]
+    l2, u2, empty = clip_boxes(l, u, A, rows, slack)
+    assert bool(((l2 >= l) & (u2 <= u)).all())
+    for b in range(len(lo)):
+        pts = lo[b] + rng.uniform(size=(400, inst.lo.size)) * (hi[b] - lo[b])
+        pts = np.concatenate([pts, [np.clip(inst.witness, lo[b], hi[b])]])
+        bad = pts[np.array([inst.value(p) <= 0 for p in pts])]
+        if not len(bad):
+            continue
+        assert not bool(empty[b]), f"box {b} emptied but holds {len(bad)} violating points"
+        lo2, hi2 = l2[b].double().numpy(), u2[b].double().numpy()
+        assert np.all(bad >= lo2 - 1e-12) and np.all(bad <= hi2 + 1e-12), "a violating point was clipped off"
+
+
+def test_sampled_points_lie_in_open_boxes_drawn_by_volume() -> None:
+    """The counterexample candidates come from the frontier, a box by its volume, faces included."""
+    inst = make_instance(3, 2, [4], 2, 2, 1, 0.5)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    search = InputSplitSearch(inst.net.graph(), t(inst.lo), t(inst.hi), t(inst.C), t(inst.d), Replay(inst),
+                              InputSplitConfig(samples_per_step=4000))
+    w = t(inst.hi - inst.lo)
+    big = (t(inst.lo), t(inst.lo) + w * 0.5)  # a quarter of the root's area
+    small = (t(inst.hi) - w * 0.05, t(inst.hi))  # 1/400 of it
+    search.L, search.U = torch.stack([big[0], small[0]]), torch.stack([big[1], small[1]])
+    x = search._candidates(search.L[:0], search.U[:0])
+    assert x.shape == (4000, 2)
+    in_big = ((x >= big[0]) & (x <= big[1])).all(1)
+    in_small = ((x >= small[0]) & (x <= small[1])).all(1)
+    assert bool((in_big | in_small).all())
+    assert 3600 < int(in_big.sum()) < 4000 and int(in_small.sum()) > 0  # 100 : 1 by area
+    on_face = ((x == big[0]) | (x == big[1])).any(1) & in_big
+    assert int(on_face.sum()) > 1000  # about 1 - 0.5^2 of them touch a face

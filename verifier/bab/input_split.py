@@ -170,25 +170,9 @@ class InputSplitSearch:
         return None
 
     def _try_points(self, l: Tensor, u: Tensor) -> Optional[Tensor]:
-        """Evaluate each open box's centre and `samples_per_step` random points of the open region
-        (boxes drawn by volume, so every unproved part of the input gets its share); replay the
-        lowest few that meet the clause on our graph. Forward passes cost little beside a bound, and
-        sampling the unproved region finds violations too thin for gradient steps to hit (ACAS Xu 1_9
-        property 7), far sooner than uniform sampling of the whole box."""
-        points = (l + u) / 2
-        k = self.config.samples_per_step
-        if k and self.L.shape[0]:
-            rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
-            volume = rel.log().sum(1)
-            pick = torch.multinomial((volume - volume.max()).exp().cpu(), k, replacement=True, generator=self.gen)
-            pick = pick.to(self.L.device)
-            lo, hi = self.L[pick], self.U[pick]
-            # Half of the coordinates uniform in the box, a quarter at each end: points on faces,
-            # edges and corners too, where violations often sit (the root box's bounds included).
-            noise = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
-            snap = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
-            noise = torch.where(snap < 0.25, 0.0, torch.where(snap < 0.5, 1.0, noise)).to(lo)
-            points = torch.cat([points, torch.minimum(lo + noise * (hi - lo), hi)])
+        """Evaluate the candidate points (`_candidates`); replay the lowest few that meet the clause on
+        our graph."""
+        points = self._candidates(l, u)
         m = points.shape[0]
         obj = clause_objective(self.graph.forward(points).reshape(m, -1),
                                self.C.unsqueeze(0).expand(m, -1, -1), self.d.unsqueeze(0).expand(m, -1))
@@ -197,6 +181,26 @@ class InputSplitSearch:
             if self.is_counterexample(points[i]):
                 return points[i]
         return None
+
+    def _candidates(self, l: Tensor, u: Tensor) -> Tensor:
+        """The centres of the boxes l, u and `samples_per_step` random points of the open region (boxes
+        drawn by volume, so every unproved part of the input gets its share). Forward passes cost
+        little beside a bound, and sampling the unproved region finds violations too thin for gradient
+        steps to hit (ACAS Xu 1_9 property 7), far sooner than uniform sampling of the whole box."""
+        points = (l + u) / 2
+        k = self.config.samples_per_step
+        if not k or not self.L.shape[0]:
+            return points
+        rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
+        volume = rel.log().sum(1)
+        pick = torch.multinomial((volume - volume.max()).exp().cpu(), k, replacement=True, generator=self.gen)
+        lo, hi = self.L[pick.to(self.L.device)], self.U[pick.to(self.L.device)]
+        # Half of the coordinates uniform in the box, a quarter at each end: points on faces,
+        # edges and corners too, where violations often sit (the root box's bounds included).
+        noise = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
+        snap = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
+        noise = torch.where(snap < 0.25, 0.0, torch.where(snap < 0.5, 1.0, noise)).to(lo)
+        return torch.cat([points, torch.minimum(lo + noise * (hi - lo), hi)])
 
     def _pop(self, take: int) -> tuple[Tensor, Tensor]:
         """The `take` open boxes with the worst parent margin: where a counterexample is likeliest and
