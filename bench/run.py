@@ -48,12 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     bench = Path(args.bench)
     if not bench.exists():
         bench = DEFAULT_ROOT / args.bench
-    import torch
-
     from verifier.api import verify
     from verifier.model.loader import load_model
+    from verifier.runtime import tune_process
 
-    torch.set_num_threads(args.threads)
+    tune_process(args.threads)  # as the CLI does
     expected = read_expected(bench)
     with (bench / "instances.csv").open() as fh:
         rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]

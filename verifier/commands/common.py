@@ -34,7 +34,7 @@ def guarded(fn: Callable[[], Any]) -> Any:
 
 
 def set_threads(threads: int) -> None:
-    """Small matmuls run fastest on few threads and degrade badly when cores are shared: choose explicitly."""
-    import torch
+    """Set torch's thread count and malloc's block reuse for this process (`verifier.runtime`)."""
+    from verifier.runtime import tune_process
 
-    torch.set_num_threads(max(1, threads))
+    tune_process(threads)

@@ -98,7 +98,9 @@ class Solver:
 
         import verifier.api  # noqa: F401 - imported before the first instance, so its clock does not pay for it
 
-        torch.set_num_threads(settings.threads)
+        from verifier.runtime import tune_process
+
+        tune_process(settings.threads)
         self.settings = settings
         self.models = ModelCache()
         self.torch_version = str(torch.__version__)
