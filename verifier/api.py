@@ -380,7 +380,8 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
             for search in searches:
                 if key in done or deadline.passed():
                     break
-                res = search.run(min(time.monotonic() + time_slice, deadline.at), tick if report.active else None)
+                res = search.run(min(time.monotonic() + time_slice, deadline.at), tick if report.active else None,
+                                 deadline.at)
                 if res is None:
                     continue
                 if res.verdict == SAT:

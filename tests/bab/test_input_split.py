@@ -291,11 +291,11 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
         assert expected.verdict == ("sat" if sign < 0 else "unsat") and expected.domains > 8
         real, sizes = input_split._margins, []
 
-        def fails_above_four(graph, l, u, C, d, config):  # type: ignore[no-untyped-def]
+        def fails_above_four(graph, l, u, C, d, config, *deadline):  # type: ignore[no-untyped-def]
             sizes.append(l.shape[0])
             if l.shape[0] > 4:
                 raise torch.OutOfMemoryError("test: pretend the device is full")
-            return real(graph, l, u, C, d, config)
+            return real(graph, l, u, C, d, config, *deadline)
 
         monkeypatch.setattr(input_split, "_margins", fails_above_four)
         out, replay = run_bab(inst, InputSplitConfig(samples_per_step=0), deadline=20.0)
@@ -305,7 +305,7 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
         first_failure = next(i for i, n in enumerate(sizes) if n > 4)
         assert sizes[first_failure + 1:] and max(sizes[first_failure + 1:]) <= 4
 
-    def always_fails(graph, l, u, C, d, config):  # type: ignore[no-untyped-def]
+    def always_fails(graph, l, u, C, d, config, *deadline):  # type: ignore[no-untyped-def]
         raise torch.OutOfMemoryError("test: pretend the device is full")
 
     monkeypatch.setattr(input_split, "_margins", always_fails)

@@ -26,8 +26,8 @@ def hard_instance() -> tuple[Net, np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 @pytest.mark.parametrize("budget", [0.5, 1.5])
-@pytest.mark.parametrize("batch_size", [2048, 64])
-def test_input_split_returns_timeout_promptly(budget: float, batch_size: int) -> None:
+@pytest.mark.parametrize("batch_size,intermediate", [(2048, "crown"), (64, "crown"), (256, "alpha")])
+def test_input_split_returns_timeout_promptly(budget: float, batch_size: int, intermediate: str) -> None:
     net, lo, hi, C, d = hard_instance()
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
 
@@ -37,7 +37,7 @@ def test_input_split_returns_timeout_promptly(budget: float, batch_size: int) ->
 
     start = time.monotonic()
     out = input_split_bab(net.graph(), t(lo), t(hi), t(C), t(d), start + budget, is_counterexample,
-                          InputSplitConfig(batch_size=batch_size))
+                          InputSplitConfig(batch_size=batch_size, intermediate=intermediate))
     elapsed = time.monotonic() - start
     assert elapsed <= budget + SLACK, f"returned {elapsed - budget:.2f} s after its deadline"
     assert out.verdict == "timeout", out

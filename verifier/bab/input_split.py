@@ -86,17 +86,22 @@ class InputSplitSearch:
         self.worst, self.proved = float("inf"), float("inf")
         self.seconds_per_box = 0.0  # measured; sizes batches so that one ends before the deadline
         self.batch_limit = config.batch_size  # halves on out of memory
+        self.until = math.inf  # where alpha-CROWN's iterations stop (see run)
         self.gen = torch.Generator().manual_seed(config.seed)
 
     def timeout(self) -> BabOutcome:
         return BabOutcome("timeout", None, min(self.worst, _peek(self.graph, self.L, self.U, self.C, self.d)),
                           self.domains)
 
-    def run(self, until: float, tick: Optional[Callable[[], None]] = None) -> Optional[BabOutcome]:
+    def run(self, until: float, tick: Optional[Callable[[], None]] = None,
+            deadline: Optional[float] = None) -> Optional[BabOutcome]:
         """Process batches until a verdict (returned) or the time `until` (None: still open).
 
+        `deadline` (default `until`), the end of the whole search, also stops alpha-CROWN's iterations
+        inside a batch (the bound stays sound, only looser); a time slice's end does not.
         `tick()` is called after every batch (progress display). A batch that runs out of memory goes
         back to the frontier and the batch ceiling halves; out of memory at one box is `unknown`."""
+        self.until = until if deadline is None else deadline
         while self.L.shape[0]:
             now = time.monotonic()
             if now > until:
@@ -143,7 +148,7 @@ class InputSplitSearch:
         """Bound a batch of boxes, test the open ones' centres, split them back in."""
         cfg, C, d = self.config, self.C, self.d
         take = l.shape[0]
-        margin, A, rows = _margins(self.graph, l, u, C, d, cfg)
+        margin, A, rows = _margins(self.graph, l, u, C, d, cfg, self.until)
         self.domains += take
         margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)
         open_ = ~(margin > 0)
@@ -327,7 +332,7 @@ def with_convex_mixtures(C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, intermediate: str, alpha_iterations: int,
-           ) -> tuple[Tensor, Tensor]:
+           deadline: float = math.inf) -> tuple[Tensor, Tensor]:
     """CROWN lower bounds and input coefficients of C·f(x) on each box, over intermediate bounds by
     CROWN (default), forward linear bounds, or alpha-CROWN per layer."""
     if intermediate == "forward":
@@ -335,16 +340,16 @@ def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, intermediate: str, alp
         return crown_with_input_coefficients(graph, l, u, C, intermediate={n: boxes[n] for n in relaxed_inputs(graph)})
     if intermediate == "alpha":
         boxes = layer_bounds(graph, l, u, list(relaxed_inputs(graph)), None, -1, None,
-                             optimise=(alpha_iterations, 0.1, math.inf))
+                             optimise=(alpha_iterations, 0.1, deadline))
         return crown_with_input_coefficients(graph, l, u, C, intermediate=boxes)
     return crown_with_input_coefficients(graph, l, u, C)
 
 
 def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: InputSplitConfig,
-             ) -> tuple[Tensor, Tensor, Tensor]:
+             deadline: float = math.inf) -> tuple[Tensor, Tensor, Tensor]:
     """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box), the input coefficients
     A (b, k, n) of each row's linear lower bound and the rows' lower bounds (b, k) over the box."""
-    lb, A = _bound(graph, l, u, C, config.intermediate, config.alpha_iterations)
+    lb, A = _bound(graph, l, u, C, config.intermediate, config.alpha_iterations, deadline)
     if not C.shape[0]:
         return lb.new_full((lb.shape[0],), -float("inf")), A, lb
     margin = (lb + d).max(dim=1).values
