@@ -1,7 +1,8 @@
 """The Python API: `verify(model, spec, **options) -> Result`, and `compute_bounds` for the `bounds` command.
 
-Flow per spec: load → (per property) quick PGD attack, replayed on onnxruntime → IBP → CROWN.
-What no bound rules out and no attack hits is `unknown` (branch-and-bound comes later).
+Flow per spec: load → (per property) quick PGD attack, replayed on onnxruntime → IBP → CROWN →
+alpha-CROWN → branch and bound (input split for few inputs, ReLU split otherwise) on what is still open.
+What none of them decides in time is `timeout` or `unknown`.
 """
 from __future__ import annotations
 
