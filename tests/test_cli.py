@@ -171,3 +171,30 @@ def test_quiet_prints_the_verdict_word_only(spec, verdict, code):
     res = invoke("verify", TOY, spec, "--quiet")
     assert res.exit_code == code, res.output
     assert res.stdout == f"{verdict}\n"
+
+
+def test_strong_attack_runs_only_on_open_properties_before_relu_splitting(monkeypatch):
+    """The larger attack runs once the bounds leave a property open and ReLU-split branch and bound would
+    follow; not when the bounds prove it, not with --bab none, not before input splitting (which samples
+    the open region itself)."""
+    import verifier.attack.pgd as pgd
+
+    open_spec = ACAS_PROP1  # unsat, but CROWN alone leaves it open
+
+    calls = []
+    real = pgd.pgd_attack
+
+    def spy(graph, lower, upper, clauses, config=pgd.AttackConfig(), deadline=None):
+        calls.append(config.restarts)
+        return real(graph, lower, upper, clauses, config, deadline)
+
+    monkeypatch.setattr(pgd, "pgd_attack", spy)
+    res = invoke("verify", ACAS, open_spec, "--json", "--bab", "relu", "--timeout", "3")
+    assert json.loads(res.output)["verdict"] in ("unsat", "timeout") and calls == [32, 1024]
+    for bab in ("none", "input"):
+        calls.clear()
+        invoke("verify", ACAS, open_spec, "--json", "--bab", bab, "--timeout", "20")
+        assert calls == [32], bab
+    calls.clear()
+    invoke("verify", TOY, ROBUST, "--json")  # proved by the bounds
+    assert calls == [32]

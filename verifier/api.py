@@ -105,12 +105,14 @@ def replay(problem: Problem, index: int, clause_index: int, x: Any) -> Counterex
     return Counterexample(tuple(float(v) for v in x32), tuple(float(v) for v in y), index, clause_index)
 
 
-def find_counterexample(problem: Problem, index: int, options: VerifyOptions, deadline: _Deadline) -> Counterexample | None:
-    """PGD on property `index`; the first candidate that replays on onnxruntime is returned."""
+def find_counterexample(problem: Problem, index: int, options: VerifyOptions, deadline: _Deadline,
+                        attack: Any = None) -> Counterexample | None:
+    """PGD on property `index` (with `attack`, default `options.attack`); the first candidate that
+    replays on onnxruntime is returned."""
     from verifier.attack.pgd import pgd_attack
 
     lower, upper, clauses = _tensors(problem.spec.properties[index], problem)
-    attack = replace(options.attack, seed=options.seed + index)
+    attack = replace(attack or options.attack, seed=options.seed + index)
     for cand in pgd_attack(problem.graph, lower, upper, clauses, attack, deadline=deadline.at):
         if cand.objective > 1e-4:  # nowhere near a violation: not worth a replay
             continue
@@ -294,6 +296,14 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     if len(outcomes) < n:
         return _finish(TIMEOUT, outcomes, "timeout before every property was bounded")
     mode = _bab_mode(problem, opts)
+    # Input splitting samples the open region for counterexamples as it goes; ReLU splitting does not.
+    if mode == "relu" and opts.strong_attack is not None and any(o.verdict == UNKNOWN for o in outcomes):
+        t = time.monotonic()
+        report("strong attack")
+        result = _strong_attack(problem, opts, outcomes, deadline)
+        times["attack"] += time.monotonic() - t
+        if result is not None:
+            return result
     if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
         if mode == "input":
@@ -308,6 +318,23 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     if any(o.verdict == TIMEOUT for o in outcomes):
         return _finish(TIMEOUT, outcomes, "timeout during branch and bound")
     return _finish(UNKNOWN, outcomes, "no bound proves the property and no attack found a counterexample")
+
+
+def _strong_attack(problem: Problem, opts: VerifyOptions, outcomes: list[PropertyOutcome],
+                   deadline: _Deadline) -> Result | None:
+    """The larger attack on the properties still open, within `strong_attack_share` of the time left:
+    branch and bound proves far better than it searches, and a sat instance it cannot prove costs it
+    the whole timeout, where many starts and a slower step schedule find most such points in a second."""
+    budget = _Deadline(opts.strong_attack_share * max(0.0, deadline.at - time.monotonic()), time.monotonic())
+    for i, outcome in enumerate(outcomes):
+        if outcome.verdict != UNKNOWN or budget.passed():
+            continue
+        cex = find_counterexample(problem, i, opts, budget, opts.strong_attack)
+        if cex is not None:
+            updated = tuple(replace(o, verdict=SAT, method="pgd", margin=None) if o.index == i else o
+                            for o in outcomes)
+            return Result(SAT, method="pgd", counterexample=cex, margin=None, properties=updated)
+    return None
 
 
 def _finish(verdict: str, outcomes: list[PropertyOutcome], message: str = "") -> Result:
