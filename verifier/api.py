@@ -331,10 +331,16 @@ def _strong_attack(problem: Problem, opts: VerifyOptions, outcomes: list[Propert
             continue
         cex = find_counterexample(problem, i, opts, budget, opts.strong_attack)
         if cex is not None:
-            updated = tuple(replace(o, verdict=SAT, method="pgd", margin=None) if o.index == i else o
-                            for o in outcomes)
-            return Result(SAT, method="pgd", counterexample=cex, margin=None, properties=updated)
+            return _sat(outcomes, i, "pgd", cex)[1]
     return None
+
+
+def _sat(outcomes: list[PropertyOutcome], index: int, method: str, cex: Counterexample,
+         ) -> tuple[list[PropertyOutcome], Result]:
+    """The outcomes with property `index` falsified by `method`, and the sat result carrying `cex`."""
+    updated = list(outcomes)
+    updated[index] = PropertyOutcome(index, SAT, method, None)
+    return updated, Result(SAT, method=method, counterexample=cex, properties=tuple(updated))
 
 
 def _finish(verdict: str, outcomes: list[PropertyOutcome], message: str = "") -> Result:
@@ -413,9 +419,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                 if res is None:
                     continue
                 if res.verdict == SAT:
-                    updated = list(outcomes)
-                    updated[key[0]] = PropertyOutcome(key[0], SAT, "bab", None)
-                    return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))
+                    return _sat(outcomes, key[0], "bab", found[0])
                 done[key] = res
         time_slice *= 2
     updated = list(outcomes)
@@ -460,8 +464,7 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
             before["domains"] += res.domains
             before["roots_done"] += 1
             if res.verdict == SAT:
-                updated[i] = PropertyOutcome(i, SAT, "bab", None)
-                return updated, Result(SAT, method="bab", counterexample=found[0], properties=tuple(updated))
+                return _sat(updated, i, "bab", found[0])
             results.append(res)
             if res.verdict != UNSAT:
                 break

@@ -109,11 +109,11 @@ class InputSplitSearch:
             take = self.batch_limit
             if self.seconds_per_box > 0:
                 take = max(min(16, take), min(take, int((until - now) / self.seconds_per_box)))
-            l, u = self._pop(min(take, self.L.shape[0]))
+            l, u, m = self._pop(min(take, self.L.shape[0]))
             try:
                 outcome = self._step(l, u)
             except torch.OutOfMemoryError:
-                self._push_back(l, u)
+                self._push_back(l, u, m)
                 release_cached_memory()
                 if l.shape[0] == 1:
                     return BabOutcome("unknown", None, self.worst, self.domains, "out of memory bounding a single box")
@@ -139,10 +139,9 @@ class InputSplitSearch:
         """A lower bound of the clause's margin over the whole root box now: the worst open box's parent bound."""
         return float(self.M.min()) if self.M.numel() else float("inf")
 
-    def _push_back(self, l: Tensor, u: Tensor) -> None:
-        """Return popped, unbounded boxes to the frontier (with an unknown parent bound)."""
-        self.L, self.U = torch.cat([self.L, l]), torch.cat([self.U, u])
-        self.M = torch.cat([self.M, self.M.new_full((l.shape[0],), -float("inf"))])
+    def _push_back(self, l: Tensor, u: Tensor, m: Tensor) -> None:
+        """Return popped, unbounded boxes to the frontier with their parent bounds."""
+        self.L, self.U, self.M = torch.cat([self.L, l]), torch.cat([self.U, u]), torch.cat([self.M, m])
 
     def _step(self, l: Tensor, u: Tensor) -> Optional[BabOutcome]:
         """Bound a batch of boxes, test the open ones' centres, split them back in."""
@@ -199,7 +198,8 @@ class InputSplitSearch:
         rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
         volume = rel.log().sum(1)
         pick = torch.multinomial((volume - volume.max()).exp().cpu(), k, replacement=True, generator=self.gen)
-        lo, hi = self.L[pick.to(self.L.device)], self.U[pick.to(self.L.device)]
+        pick = pick.to(self.L.device)
+        lo, hi = self.L[pick], self.U[pick]
         # Half of the coordinates uniform in the box, a quarter at each end: points on faces,
         # edges and corners too, where violations often sit (the root box's bounds included).
         noise = torch.rand(lo.shape, generator=self.gen, dtype=torch.float64)
@@ -207,19 +207,19 @@ class InputSplitSearch:
         noise = torch.where(snap < 0.25, 0.0, torch.where(snap < 0.5, 1.0, noise)).to(lo)
         return torch.cat([points, torch.minimum(lo + noise * (hi - lo), hi)])
 
-    def _pop(self, take: int) -> tuple[Tensor, Tensor]:
-        """The `take` open boxes with the worst parent margin: where a counterexample is likeliest and
-        the bound is loosest. The order changes nothing for unsat (every box gets proved) but finds
-        sat far sooner than depth first on large boxes."""
+    def _pop(self, take: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The `take` open boxes with the worst parent margin (and those margins): where a counterexample
+        is likeliest and the bound is loosest. The order changes nothing for unsat (every box gets
+        proved) but finds sat far sooner than depth first on large boxes."""
         if take >= self.L.shape[0]:
-            l, u = self.L, self.U
+            l, u, m = self.L, self.U, self.M
             self.L, self.U, self.M = self.L[:0], self.U[:0], self.M[:0]
-            return l, u
+            return l, u, m
         idx = torch.topk(self.M, take, largest=False).indices
         keep = torch.ones_like(self.M, dtype=torch.bool).index_fill_(0, idx, False)
-        l, u = self.L[idx], self.U[idx]
+        l, u, m = self.L[idx], self.U[idx], self.M[idx]
         self.L, self.U, self.M = self.L[keep], self.U[keep], self.M[keep]
-        return l, u
+        return l, u, m
 
     def _split(self, l: Tensor, u: Tensor, A: Tensor, margin: Tensor) -> None:
         """Halve each box along its best-scored dim: max over rows of |A|·width, plus relative width."""
@@ -287,11 +287,11 @@ def clip_boxes(l: Tensor, u: Tensor, A: Tensor, rows: Tensor, tolerance: Tensor 
     term_min = torch.minimum(A * lo, A * hi)  # (b, k, n): min over [l_i, u_i] of A_ji x_i
     # rows_j = c_j + sum_i term_min_i; the room left for A_ji x_i: -c_j - sum_{k != i} term_min_k
     room = term_min - rows.unsqueeze(-1) + tolerance  # (b, k, n)
-    tiny = A.abs() <= 1e-12
-    limit = room / torch.where(tiny, torch.ones_like(A), A)  # x_i <= limit (A > 0) or x_i >= limit (A < 0)
+    up, down = A > 1e-12, A < -1e-12  # coefficients too small to divide by give no bound
+    limit = room / torch.where(up | down, A, torch.ones_like(A))  # x_i <= limit (up) or x_i >= limit (down)
     inf = torch.full_like(limit, float("inf"))
-    new_u = torch.where((A > 0) & ~tiny, limit, inf).amin(dim=1)
-    new_l = torch.where((A < 0) & ~tiny, limit, -inf).amax(dim=1)
+    new_u = torch.where(up, limit, inf).amin(dim=1)
+    new_l = torch.where(down, limit, -inf).amax(dim=1)
     l2, u2 = torch.maximum(l, new_l), torch.minimum(u, new_u)
     empty = (l2 > u2).any(dim=1)
     return torch.where(empty.unsqueeze(1), l, l2), torch.where(empty.unsqueeze(1), u, u2), empty
