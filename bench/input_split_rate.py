@@ -41,7 +41,7 @@ def main() -> None:
     if not args.no_malloc_tuning:
         keep_freed_memory()
     members = {"w0.3": InputSplitConfig(), "w1.0": InputSplitConfig(width_weight=1.0),
-               "alpha": InputSplitConfig(intermediate="alpha", batch_size=256)}
+               "alpha": InputSplitConfig(intermediate="alpha", objective_alpha=0, batch_size=256)}
     problem = load_problem(_path(args.model), _path(args.spec), make_options())
     lower, upper, clauses = _tensors(problem.spec.properties[0], problem)
     for name in args.members.split(","):

@@ -287,7 +287,7 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
     verdict is that of an unconstrained run. Out of memory on a single box ends in `unknown`, not a crash."""
     for sign in (-1, 1):
         inst = make_instance(2, 6, [6], 3, 4, sign, 1e-2)
-        expected, _ = run_bab(inst, InputSplitConfig(samples_per_step=0), deadline=20.0)
+        expected, _ = run_bab(inst, InputSplitConfig(samples_per_step=0, objective_alpha=0), deadline=20.0)
         assert expected.verdict == ("sat" if sign < 0 else "unsat") and expected.domains > 8
         real, sizes = input_split._margins, []
 
@@ -298,7 +298,7 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
             return real(graph, l, u, C, d, config, *deadline)
 
         monkeypatch.setattr(input_split, "_margins", fails_above_four)
-        out, replay = run_bab(inst, InputSplitConfig(samples_per_step=0), deadline=20.0)
+        out, replay = run_bab(inst, InputSplitConfig(samples_per_step=0, objective_alpha=0), deadline=20.0)
         monkeypatch.setattr(input_split, "_margins", real)
         check_sound(inst, out, replay)
         assert out.verdict == expected.verdict
@@ -360,6 +360,35 @@ def test_clipping_keeps_every_violating_point(inst: Instance, dtype: torch.dtype
         assert not bool(empty[b]), f"box {b} emptied but holds {len(bad)} violating points"
         lo2, hi2 = l2[b].double().numpy(), u2[b].double().numpy()
         assert np.all(bad >= lo2 - 1e-12) and np.all(bad <= hi2 + 1e-12), "a violating point was clipped off"
+
+
+@some
+@given(inst=instances(), seed=st.integers(0, 2**16))
+def test_optimised_objective_margins_are_sound_and_no_looser(inst: Instance, seed: int) -> None:
+    """Optimising the objective's slopes on open boxes never loosens a box's margin, and the margin
+    still lies below the clause's value at every point of the box (corners and the witness too)."""
+    rng = np.random.default_rng(seed)
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+    C, d = with_convex_mixtures(t(inst.C), t(inst.d))
+    lo = np.stack([inst.lo] + [inst.lo + rng.uniform(0, 0.5, inst.lo.shape) * (inst.hi - inst.lo) for _ in range(3)])
+    hi = np.minimum(lo + (inst.hi - inst.lo) * rng.uniform(0.2, 1.0, lo.shape), inst.hi)
+    hi[0] = inst.hi
+    graph = inst.net.graph()
+    plain, _, _ = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(objective_alpha=0))
+    tight, A, rows = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(objective_alpha=5))
+    assert bool((tight >= plain - 1e-9).all())
+    assert bool((tight >= rows.max(1).values - 1e-9).all())
+    for b in range(len(lo)):
+        corners = np.where(rng.uniform(size=(64, inst.lo.size)) < 0.5, lo[b], hi[b])
+        pts = np.concatenate([lo[b] + rng.uniform(size=(200, inst.lo.size)) * (hi[b] - lo[b]), corners,
+                              [np.clip(inst.witness, lo[b], hi[b])]])
+        worst = min(inst.value(p) for p in pts)
+        assert worst >= float(tight[b]) - 1e-7, f"box {b}: margin {float(tight[b])} above a value {worst}"
+        # each row's linear lower bound holds at the points too
+        x = t(pts)
+        lin = rows[b] + ((A[b] @ x.T).T - (A[b].clamp(min=0) @ t(lo[b]) + A[b].clamp(max=0) @ t(hi[b])))
+        vals = (graph.forward(x).reshape(len(pts), -1) @ C.T + d)
+        assert bool((vals >= lin - 1e-7).all())
 
 
 def test_sampled_points_lie_in_open_boxes_drawn_by_volume() -> None:

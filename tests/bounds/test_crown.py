@@ -12,7 +12,11 @@ from hypothesis import strategies as st
 from tests.bounds.checks import assert_inside, attack_points, objective_values
 from tests.bounds.graphs import Case, GraphBuilder, cases, no_deadline
 from verifier.bounds.box import best_of, concretize_lower, objective_matrix
-from verifier.bounds.crown import CrownResult, crown, crown_objective, crown_with_input_coefficients
+from verifier.bounds import crown as crown_module
+from verifier.bounds.box import input_box
+from verifier.bounds.crown import (
+    CrownResult, crown, crown_objective, crown_with_input_coefficients, neuron_bounds, pair_bounds, relaxed_inputs,
+)
 from verifier.bounds.ibp import ibp, ibp_objective
 from verifier.bounds.ops import OPS, OpRule, default_relu_alpha
 from verifier.model.graph import Graph
@@ -85,6 +89,44 @@ def test_shared_and_per_box_objectives_agree(case: Case) -> None:
     shared = crown(case.graph, case.lower, case.upper, C)
     per_box = crown(case.graph, case.lower, case.upper, C.expand(case.batch, -1, -1))
     torch.testing.assert_close((shared.lb, shared.ub), (per_box.lb, per_box.ub))
+
+
+@no_deadline
+@given(cases(), st.floats(0.05, 1.0))
+def test_per_pair_and_per_row_passes_give_the_same_neuron_bounds(case: Case, density: float) -> None:
+    """A neuron's CROWN bound on a box is the same whether it is computed as one of the batch's shared
+    rows or as a (box, neuron) pair of its own (the cheaper pass when boxes ask for few neurons)."""
+    boxes = dict(crown(case.graph, case.lower, case.upper, case.C).intermediate)
+    boxes[case.graph.input_name] = input_box(case.graph, case.lower, case.upper)
+    gen = torch.Generator().manual_seed(case.seed)
+    for name in relaxed_inputs(case.graph):
+        node = case.graph.by_name[name]
+        if node.op == "input":
+            continue
+        n = math.prod(node.shape)
+        rows = torch.arange(n)
+        lb, ub = neuron_bounds(case.graph, node, rows, boxes)
+        pairs = (torch.rand((case.batch, n), generator=gen) < density).nonzero()
+        if not pairs.shape[0]:
+            continue
+        plb, pub = pair_bounds(case.graph, node, pairs, boxes)
+        torch.testing.assert_close(plb, lb[pairs[:, 0], pairs[:, 1]], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(pub, ub[pairs[:, 0], pairs[:, 1]], rtol=1e-9, atol=1e-9)
+
+
+@no_deadline
+@given(cases())
+def test_bounds_with_and_without_the_forward_prefilter_are_sound(case: Case) -> None:
+    """On networks with few inputs, forward linear bounds narrow each node's box before CROWN's
+    passes (which then skip the neurons they settle); both ways the bounds hold. (Neither is always
+    the tighter: CROWN's adaptive slopes are not monotone in the intermediate bounds.)"""
+    _assert_sound(case, crown(case.graph, case.lower, case.upper, case.C))
+    saved = crown_module.FORWARD_MAX_INPUTS
+    crown_module.FORWARD_MAX_INPUTS = 0
+    try:
+        _assert_sound(case, crown(case.graph, case.lower, case.upper, case.C))
+    finally:
+        crown_module.FORWARD_MAX_INPUTS = saved
 
 
 @no_deadline
