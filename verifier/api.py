@@ -385,11 +385,13 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
     # and 0.3 proves 2_7 prop_1 in 2k boxes where 1.0 needs 14k); and on steep networks CROWN's
     # intermediate bounds stay loose on tiny boxes, where alpha-CROWN per layer, 20-60x dearer per
     # box, proves them (4_7 prop_1: unsat in 819 boxes, 13 s, where CROWN's search times out).
-    # The CROWN members optimise the objective's slopes on the boxes CROWN leaves open, and split
-    # along those optimised bounds' coefficients (3_3 and 4_2 prop_2: unsat in 25-30 s, timeouts
-    # before); the alpha member does not: its splits along CROWN's coefficients prove 4_7 prop_1 in
-    # 819 boxes, along the optimised ones it is still open after 4k.
-    configs = [replace(base, width_weight=w) for w in (0.3, 1.0)]
+    # Both CROWN members optimise the objective's slopes on the boxes CROWN leaves open (alpha-CROWN,
+    # 5 steps). They split differently: weight 0.3 along the optimised bounds' coefficients (3_3 and
+    # 4_2 prop_2, thin margins near ties of three outputs: unsat in 25-30 s, where CROWN's
+    # coefficients stall), weight 1.0 along CROWN's (on prop_1's steep nets the optimised
+    # coefficients hide the dims that loosen the bound: 2_8, 2_9, 4_9 prop_1 stay open, while
+    # CROWN's prove them in 8-16 s). The alpha member splits along CROWN's coefficients too.
+    configs = [replace(base, width_weight=0.3), replace(base, width_weight=1.0, split_on="crown")]
     configs.append(replace(base, intermediate="alpha", objective_alpha=0, batch_size=2048 if gpu else 256,
                            seed=seed + 1))
 

@@ -1,8 +1,9 @@
 """CROWN: backward linear bound propagation with per-neuron linear relaxations.
 
 Intermediate (pre-activation) bounds are computed layer by layer by CROWN itself, each intersected
-with the IBP box obtained from the already-tightened boxes of its inputs; the objective C @ y is then
-bounded by one backward pass to the input box. Lower slopes of relus can be injected (`alphas`),
+with the IBP box obtained from the already-tightened boxes of its inputs (and, on networks with few
+inputs, with forward linear bounds, which settle most neurons before any backward pass); the
+objective C @ y is then bounded by one backward pass to the input box. Lower slopes of relus can be injected (`alphas`),
 and the whole computation is differentiable in them, which is what alpha-CROWN optimises.
 """
 from __future__ import annotations
@@ -113,7 +114,7 @@ def _boxes_with_intermediate(graph: Graph, box: Box, given: Mapping[str, Box]) -
 
     On networks with few inputs, IBP's box of each node is first intersected with forward linear
     bounds (through the relaxations of the boxes found so far), so CROWN's backward passes cover only
-    the neurons still unstable after that: tighter or equal bounds, and far fewer passes."""
+    the neurons still unstable after that: far fewer passes, and boxes never wider than IBP's."""
     relaxed = relaxed_inputs(graph)
     forward = None
     if graph.n_inputs <= FORWARD_MAX_INPUTS and supports_forward(graph) and not set(relaxed) <= set(given):
