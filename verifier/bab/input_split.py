@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -40,6 +40,7 @@ class InputSplitConfig:
     alpha_iterations: int = 10  # Adam steps per layer when intermediate is alpha
     objective_alpha: int = 5  # Adam steps on the objective's relu slopes for boxes CROWN leaves open
     objective_alpha_lr: float = 0.3
+    objective_alpha_after: int = 4096  # boxes bounded before it starts
     split_on: str = "optimised"  # optimised | crown: whose input coefficients score the dims to split
     recheck_below: float = 1e-3  # proofs with a smaller margin (or relatively small, see
     #                              _recheck_thin_proofs) are re-done in float64 before they count
@@ -152,6 +153,8 @@ class InputSplitSearch:
         """Bound a batch of boxes, test the open ones' centres, split them back in."""
         cfg, C, d = self.config, self.C, self.d
         take = l.shape[0]
+        if self.domains < cfg.objective_alpha_after:  # easy roots end before they would pay for it
+            cfg = replace(cfg, objective_alpha=0)
         margin, A, rows, split_A = _margins(self.graph, l, u, C, d, cfg, self.until)
         self.domains += take
         margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)

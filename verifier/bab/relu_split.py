@@ -50,6 +50,7 @@ import torch
 from verifier.attack.pgd import clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
 from verifier.bab.memory import release_cached_memory
+from verifier.bounds.adam import Adam
 from verifier.bounds.backward import rule_for
 from verifier.bounds.box import Box, concretize_lower, input_box, objective_matrix, on_device_of
 from verifier.bounds.crown import relaxed_inputs
@@ -604,15 +605,14 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
     best_alpha = {r: a.detach().clone() for r, a in alpha.items()}
     best_beta = {name: t.detach().clone() for name, t in beta.items()}
     best_mix = {name: t.detach().clone() for name, t in mix.items()}
-    params = [{"params": list(alpha.values()), "lr": config.lr_alpha}]
+    params = [(list(alpha.values()), config.lr_alpha)]
     if beta:
-        params.append({"params": list(beta.values()), "lr": config.lr_beta})
+        params.append((list(beta.values()), config.lr_beta))
     if mix:
-        params.append({"params": [mix["w"]], "lr": config.lr_alpha})
+        params.append(([mix["w"]], config.lr_alpha))
     x_sum, x_count = torch.zeros_like(XL), 0
     if iterations > 0 and (alpha or beta or mix):
-        opt = torch.optim.Adam(params)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, config.lr_decay)
+        opt = Adam(params, decay=config.lr_decay)
         for it in range(iterations + 1):
             if it and time.monotonic() > deadline:
                 break
@@ -628,10 +628,9 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
                 best_mix["w"].copy_(torch.where(better[:, -1:], mix["w"].detach(), best_mix["w"]))
             if it == iterations:
                 break
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             (-value.sum()).backward()
             opt.step()
-            sched.step()
             with torch.no_grad():
                 for a in alpha.values():
                     a.clamp_(0.0, 1.0)

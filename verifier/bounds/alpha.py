@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Optional
 import torch
 
 from verifier.bounds.activations import default_s_shape_relax
+from verifier.bounds.adam import Adam
 from verifier.bounds.box import Box
 from verifier.bounds.crown import MAX_PASS_ELEMENTS, crown, relaxed_inputs, unit_rows
 from verifier.bounds.ops import default_relu_alpha
@@ -94,13 +95,13 @@ def alpha_crown(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, *,
     best_alphas = initial_alphas(graph, inter, k)  # the parameters behind best_lb (CROWN's) so far
     if not alphas or config.iterations <= 0:
         return AlphaResult(best_lb, best_alphas, inter)
-    opt = torch.optim.Adam(list(alphas.values()), lr=config.lr)
+    opt = Adam([(list(alphas.values()), config.lr)])
     for _ in range(config.iterations):
         if deadline is not None and time.monotonic() > deadline:
             break
         lb = crown(graph, lower, upper, C, intermediate=inter, alphas=alphas, need_upper=False).lb
         _keep_best(best_lb, best_alphas, lb.detach(), alphas)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         (-lb.sum()).backward()
         opt.step()
         with torch.no_grad():

@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 
+from verifier.bounds.adam import Adam
 from verifier.bounds.backward import bound_rows
 from verifier.bounds.box import Box, input_box
 from verifier.bounds.crown import tighten_where, unit_rows
@@ -76,7 +77,7 @@ def alpha_tighten(graph: Graph, node: Node, box: Box, boxes: dict[str, Box], ite
     eye = unit_rows(rows, l.shape[1], l).reshape((1, R) + node.shape)
     take = loose[:, rows]
     best_l, best_u = l[:, rows].clone(), u[:, rows].clone()
-    opt = torch.optim.Adam(list(alphas.values()), lr=lr)
+    opt = Adam([(list(alphas.values()), lr)])
     for it in range(iterations):
         if time.monotonic() > deadline:
             break
@@ -86,7 +87,7 @@ def alpha_tighten(graph: Graph, node: Node, box: Box, boxes: dict[str, Box], ite
             best_u = torch.where(take, torch.minimum(best_u, ub), best_u)
         if it == iterations - 1:
             break
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         (ub - lb).sum().backward()
         opt.step()
         with torch.no_grad():
