@@ -40,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not args.no_malloc_tuning:
         keep_freed_memory()
-    members = {"w0.3": InputSplitConfig(), "w1.0": InputSplitConfig(width_weight=1.0, split_on="crown"),
+    members = {"w0.3": InputSplitConfig(), "w1.0": InputSplitConfig(width_weight=1.0, objective_alpha=0),
                "alpha": InputSplitConfig(intermediate="alpha", objective_alpha=0, batch_size=256)}
     problem = load_problem(_path(args.model), _path(args.spec), make_options())
     lower, upper, clauses = _tensors(problem.spec.properties[0], problem)

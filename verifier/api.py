@@ -385,13 +385,15 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
     # and 0.3 proves 2_7 prop_1 in 2k boxes where 1.0 needs 14k); and on steep networks CROWN's
     # intermediate bounds stay loose on tiny boxes, where alpha-CROWN per layer, 20-60x dearer per
     # box, proves them (4_7 prop_1: unsat in 819 boxes, 13 s, where CROWN's search times out).
-    # Both CROWN members optimise the objective's slopes on the boxes CROWN leaves open (alpha-CROWN,
-    # 5 steps). They split differently: weight 0.3 along the optimised bounds' coefficients (3_3 and
-    # 4_2 prop_2, thin margins near ties of three outputs: unsat in 25-30 s, where CROWN's
-    # coefficients stall), weight 1.0 along CROWN's (on prop_1's steep nets the optimised
-    # coefficients hide the dims that loosen the bound: 2_8, 2_9, 4_9 prop_1 stay open, while
-    # CROWN's prove them in 8-16 s). The alpha member splits along CROWN's coefficients too.
-    configs = [replace(base, width_weight=0.3), replace(base, width_weight=1.0, split_on="crown")]
+    # The weight-0.3 member optimises the objective's slopes on the boxes CROWN leaves open
+    # (alpha-CROWN, 5 steps, once 4096 boxes are bounded) and splits along the optimised bounds'
+    # coefficients: 3_3 and 4_2 prop_2 (thin margins near ties of three outputs) are unsat in 25-30 s
+    # alone, where CROWN stalls with 2% of the volume open. The others do not: on prop_1's steep nets
+    # the optimised coefficients hide the dims that loosen the bound (2_8, 2_9, 4_9 prop_1 stay open,
+    # where weight 1.0 on CROWN's proves them in 6-13 s), and the slower batches would sample the open
+    # region for counterexamples 3-4x more slowly (reach_prob_density robot_0/10/11: sat in 12 s
+    # without, 30-50 s with it in every member).
+    configs = [replace(base, width_weight=0.3), replace(base, width_weight=1.0, objective_alpha=0)]
     configs.append(replace(base, intermediate="alpha", objective_alpha=0, batch_size=2048 if gpu else 256,
                            seed=seed + 1))
 
