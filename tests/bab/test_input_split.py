@@ -347,7 +347,7 @@ def test_clipping_keeps_every_violating_point(inst: Instance, dtype: torch.dtype
     l, u = t(lo), t(hi)
     lo, hi = l.double().numpy(), u.double().numpy()  # the boxes as the dtype holds them
     graph = inst.net.graph(dtype)
-    _, A, rows, _ = input_split._margins(graph, l, u, C, d, InputSplitConfig())
+    _, A, rows = input_split._margins(graph, l, u, C, d, InputSplitConfig())
     slack = input_split.proof_threshold(graph, l, u, InputSplitConfig())[:, None, None]
     l2, u2, empty = clip_boxes(l, u, A, rows, slack)
     assert bool(((l2 >= l) & (u2 <= u)).all())
@@ -374,11 +374,9 @@ def test_optimised_objective_margins_are_sound_and_no_looser(inst: Instance, see
     hi = np.minimum(lo + (inst.hi - inst.lo) * rng.uniform(0.2, 1.0, lo.shape), inst.hi)
     hi[0] = inst.hi
     graph = inst.net.graph()
-    plain, crown_A, _, _ = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(objective_alpha=0))
-    tight, A, rows, split_A = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(objective_alpha=5))
-    assert bool((tight >= plain - 1e-9).all()) and torch.equal(split_A, A)
-    *_, split_crown = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(split_on="crown"))
-    torch.testing.assert_close(split_crown, crown_A)  # split along CROWN's coefficients, as asked
+    plain, _, _ = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(objective_alpha=0))
+    tight, A, rows = input_split._margins(graph, t(lo), t(hi), C, d, InputSplitConfig(objective_alpha=5))
+    assert bool((tight >= plain - 1e-9).all())
     assert bool((tight >= rows.max(1).values - 1e-9).all())
     for b in range(len(lo)):
         corners = np.where(rng.uniform(size=(64, inst.lo.size)) < 0.5, lo[b], hi[b])

@@ -41,7 +41,6 @@ class InputSplitConfig:
     objective_alpha: int = 5  # Adam steps on the objective's relu slopes for boxes CROWN leaves open
     objective_alpha_lr: float = 0.3
     objective_alpha_after: int = 4096  # boxes bounded before it starts
-    split_on: str = "optimised"  # optimised | crown: whose input coefficients score the dims to split
     recheck_below: float = 1e-3  # proofs with a smaller margin (or relatively small, see
     #                              _recheck_thin_proofs) are re-done in float64 before they count
     clip: bool = True  # shrink each open box to the part where every row's linear lower bound is <= 0
@@ -155,7 +154,7 @@ class InputSplitSearch:
         take = l.shape[0]
         if self.domains < cfg.objective_alpha_after:  # easy roots end before they would pay for it
             cfg = replace(cfg, objective_alpha=0)
-        margin, A, rows, split_A = _margins(self.graph, l, u, C, d, cfg, self.until)
+        margin, A, rows = _margins(self.graph, l, u, C, d, cfg, self.until)
         self.domains += take
         margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)
         open_ = ~(margin > 0)
@@ -163,17 +162,17 @@ class InputSplitSearch:
             self.proved = min(self.proved, float(margin[~open_].min()))
         if not bool(open_.any()):
             return None
-        l, u, margin, A, rows, split_A = l[open_], u[open_], margin[open_], A[open_], rows[open_], split_A[open_]
+        l, u, margin, A, rows = l[open_], u[open_], margin[open_], A[open_], rows[open_]
         if cfg.clip and C.shape[0]:
             slack = proof_threshold(self.graph, l, u, cfg)[:, None, None]
             l, u, empty = clip_boxes(l, u, A, rows, slack)
             if bool(empty.any()):
                 keep = ~empty
-                l, u, margin, split_A = l[keep], u[keep], margin[keep], split_A[keep]
+                l, u, margin, A = l[keep], u[keep], margin[keep], A[keep]
                 if not l.shape[0]:
                     return None
         self.worst = min(self.worst, float(margin.min()))
-        self._split(l, u, split_A, margin)
+        self._split(l, u, A, margin)
         found = self._try_points(l, u)
         if found is not None:
             return BabOutcome("sat", found, float(margin.min()), self.domains)
@@ -366,19 +365,18 @@ def _optimise_objective(graph: Graph, l: Tensor, u: Tensor, C: Tensor, boxes: di
 
 
 def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: InputSplitConfig,
-             deadline: float = math.inf) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+             deadline: float = math.inf) -> tuple[Tensor, Tensor, Tensor]:
     """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box), the input coefficients
-    A (b, k, n) of each row's linear lower bound, the rows' lower bounds (b, k) over the box, and the
-    coefficients to score the split dims by (A, or CROWN's before optimisation: `split_on`).
+    A (b, k, n) of each row's linear lower bound (which also score the dims to split) and the rows'
+    lower bounds (b, k) over the box.
 
     Boxes CROWN leaves open get the objective's slopes optimised (`objective_alpha`): on ACAS Xu the
     relus' lower slopes, not the intermediate bounds, are most of the looseness on small boxes (of the
     200 worst open boxes of 3_3 property 2 after 20 s, CROWN proves 27, 5 Adam steps prove 197)."""
     lb, A, boxes = _bound(graph, l, u, C, config, deadline)
     if not C.shape[0]:
-        return lb.new_full((lb.shape[0],), -float("inf")), A, lb, A
+        return lb.new_full((lb.shape[0],), -float("inf")), A, lb
     margin = _combine(lb + d, A, l, u, config)
-    crown_A = A
     if config.objective_alpha > 0:
         open_ = ~(margin > 0)
         if bool(open_.any()):
@@ -390,7 +388,7 @@ def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: I
             tighter = _combine(lb[open_] + d, A[open_], l[open_], u[open_], config)
             # (the weighting of the new rows can come out below that of CROWN's: keep the better)
             margin = margin.masked_scatter(open_, torch.maximum(margin[open_], tighter))
-    return margin, A, lb + d, crown_A if config.split_on == "crown" else A
+    return margin, A, lb + d
 
 
 def _combine(rows: Tensor, A: Tensor, l: Tensor, u: Tensor, config: InputSplitConfig) -> Tensor:
@@ -415,7 +413,7 @@ def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tenso
     if not bool(thin.any()):
         return margin
     g64 = graph.to(margin.device, torch.float64)
-    exact, *_ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
+    exact, _, _ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
     return margin.masked_scatter(thin, torch.where(exact > 0, margin[thin], torch.zeros_like(margin[thin])))
 
 
