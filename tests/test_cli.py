@@ -198,3 +198,17 @@ def test_strong_attack_runs_only_on_open_properties_before_relu_splitting(monkey
     calls.clear()
     invoke("verify", TOY, ROBUST, "--json")  # proved by the bounds
     assert calls == [32]
+
+
+@pytest.mark.parametrize("debug", ["", "0", "1"])
+def test_internal_error_traceback_only_with_verifier_debug(debug, monkeypatch, capsys):
+    """The internal-error line promises a traceback under VERIFIER_DEBUG=1: it must come then, and only then."""
+    from verifier.commands.common import guarded
+
+    monkeypatch.setenv("VERIFIER_DEBUG", debug)
+    with pytest.raises(SystemExit) as stop:
+        guarded(lambda: 1 / 0)
+    err = capsys.readouterr().err
+    assert stop.value.code == 4
+    assert err.strip().splitlines()[-1].startswith("error: internal error: ZeroDivisionError")
+    assert ("Traceback (most recent call last)" in err) == (debug == "1")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -108,9 +108,11 @@ def sample_min(graph: Graph, C: torch.Tensor, d: torch.Tensor, lower: torch.Tens
     return best_v, best_x
 
 
-def make_problem(seed: int, offset: float, dtype: torch.dtype = DTYPE, fancy: bool = False) -> Problem:
-    """A random net with 4-10 inputs, 1-3 hidden layers of width 3-8 and a 1-3 row clause whose
-    threshold puts the empirical minimum of g at `offset` (< 0: a known violating point exists)."""
+def make_problem(seed: int, offset: float, dtype: torch.dtype = DTYPE, fancy: bool = False,
+                 rows: int = 0) -> Problem:
+    """A random net with 4-10 inputs, 1-3 hidden layers of width 3-8 and a 1-3 row clause (`rows`
+    rows when given) whose threshold puts the empirical minimum of g at `offset` (< 0: a known
+    violating point exists)."""
     gen = torch.Generator().manual_seed(seed)
     n_in = int(torch.randint(4, 11, (1,), generator=gen))
     depth = int(torch.randint(1, 4, (1,), generator=gen))
@@ -119,6 +121,7 @@ def make_problem(seed: int, offset: float, dtype: torch.dtype = DTYPE, fancy: bo
         widths[0] = 6
     n_out = int(torch.randint(2, 5, (1,), generator=gen))
     k = int(torch.randint(1, 4, (1,), generator=gen))
+    k = rows or k
     graph = mlp(gen, n_in, widths, n_out, dtype, fancy)
     centre = torch.rand(n_in, generator=gen, dtype=DTYPE) * 2 - 1
     radius = torch.rand(n_in, generator=gen, dtype=DTYPE) * 0.7 + 0.3
@@ -205,6 +208,22 @@ def test_float32_with_float64_recheck_stays_sound(seed: int) -> None:
     for offset in (-1e-4, 1e-4, -0.01, 0.01):
         p = make_problem(400 + seed, offset=offset, dtype=torch.float32)
         res = solve(p)
+        if p.found_value <= 0:
+            assert res.verdict != "unsat"
+        assert_consistent(p, res, seed)
+
+
+@pytest.mark.parametrize("rows", [2, 3, 5])
+@pytest.mark.parametrize("seed", range(3))
+def test_float64_recheck_of_every_proof_with_multi_row_clauses(seed: int, rows: int) -> None:
+    """Regression: the recheck indexed the clause's (k, m) rows by domain index (IndexError, or rows of
+    the wrong count against the slopes) when a clause had several rows. Rechecking every proof
+    (recheck_below = inf) over many domains exercises it on every clause shape."""
+    config = replace(FAST, recheck_below=math.inf, batch_size=16)
+    for offset in (-0.01, 0.01):
+        p = make_problem(600 + 10 * rows + seed, offset=offset, dtype=torch.float32, rows=rows)
+        assert p.C.shape[0] == rows
+        res = solve(p, config, seconds=10.0)
         if p.found_value <= 0:
             assert res.verdict != "unsat"
         assert_consistent(p, res, seed)

@@ -162,7 +162,7 @@ class _Bounded:
     """What bounding a batch of domains gives: per domain bounds and the data to branch on."""
 
     lb: Tensor  # (N, k) lower bounds of C·f(x) (d not added)
-    C: Tensor  # (1 or N, k, m) the rows bounded (those given, and a learned mixture with mix_of)
+    C: Tensor  # (k, m) the rows given; (N, k + 1, m) with mix_of (a learned mixture as the last row)
     d: Tensor  # (N, k) their offsets: lb + d bounds C·f(x) + d
     boxes: dict[str, Box]  # relu input node -> the (refreshed) pre-activation bounds
     alpha: dict[str, Tensor]  # best slopes / multipliers per (domain, row)
@@ -540,7 +540,8 @@ class _Search:
         with torch.no_grad():
             boxes = layer_bounds(g64, xl, xu, self.layers, root, -1, signs)
             empty = _empty(boxes, self.layers)
-            C = (b.C if b.C.shape[0] == 1 else b.C[idx]).double()
+            # b.C is (k, m) for the plain rows, (1 or N, k, m) with a learned mixture: index domains only then
+            C = (b.C[idx] if b.C.dim() == 3 and b.C.shape[0] > 1 else b.C).double()
             lb, _, _ = _objective(g64, xl, xu, C, boxes, {r: b.alpha[r][idx].double() for r in self.relu_of},
                                   _signed_beta(betas, signs, torch.float64))
             exact = (lb + b.d[idx].double()).max(dim=1).values

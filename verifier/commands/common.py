@@ -2,7 +2,9 @@
 the thread count. Kept apart from `verifier.cli` so that command modules can import it without a cycle."""
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from typing import Any, Callable
 
 import click
@@ -30,7 +32,14 @@ def guarded(fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         fail(EXIT_INTERNAL, "interrupted")
     except Exception as err:  # noqa: BLE001 - a bug: still one line, the type says where to look
+        if debugging():
+            traceback.print_exc(file=sys.stderr)
         fail(EXIT_INTERNAL, f"internal error: {type(err).__name__}: {err} (set VERIFIER_DEBUG=1 for a traceback)")
+
+
+def debugging() -> bool:
+    """VERIFIER_DEBUG=1 (any value but empty or 0): internal errors print their traceback before the one line."""
+    return os.environ.get("VERIFIER_DEBUG", "") not in ("", "0")
 
 
 def set_threads(threads: int) -> None:
