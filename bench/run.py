@@ -34,6 +34,27 @@ def is_wrong(verdict: str, expected: str) -> bool:
     return {verdict, expected} == {"sat", "unsat"}
 
 
+CSV_COLUMNS = ["onnx", "vnnlib", "timeout", "verdict", "method", "expected", "wall", "wrong", "message"]
+
+
+def read_done(path: Path) -> set[tuple[str, str]]:
+    """(onnx, vnnlib) pairs already recorded in a results CSV (so that a long run can be resumed)."""
+    if not path.exists():
+        return set()
+    with path.open() as fh:
+        return {(r["onnx"], r["vnnlib"]) for r in csv.DictReader(fh)}
+
+
+def open_log(path: Path):  # type: ignore[no-untyped-def]
+    """A csv writer appending to `path` (header first when new), flushed per row by line buffering."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = csv.writer(path.open("a", newline="", buffering=1))
+    if new:
+        writer.writerow(CSV_COLUMNS)
+    return writer
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench", help=f"benchmark folder or name under {DEFAULT_ROOT}")
@@ -43,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="run only the first N instances")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--csv", type=Path, default=None,
+                    help="append one row per instance as it finishes; instances already in it are skipped (resume)")
     args = ap.parse_args(argv)
 
     bench = Path(args.bench)
@@ -57,11 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     with (bench / "instances.csv").open() as fh:
         rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
     rows = rows[: args.limit] if args.limit else rows
+    done = read_done(args.csv) if args.csv else set()
+    log = open_log(args.csv) if args.csv else None
     models: dict[str, object] = {}
     tally: Counter[str] = Counter()
     deciders: Counter[str] = Counter()
     walls: list[float] = []
     for onnx_rel, spec_rel, timeout in rows:
+        if (onnx_rel, spec_rel) in done:
+            continue
         t0 = time.monotonic()
         if onnx_rel not in models:
             models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
@@ -74,13 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         tally["WRONG" if wrong else res.verdict] += 1
         if res.method:
             deciders[res.method] += 1
+        if log is not None:
+            log.writerow([onnx_rel, spec_rel, float(timeout) * args.timeout_scale, res.verdict, res.method or "",
+                          exp, f"{wall:.3f}", int(wrong), res.message.replace("\n", " ")])
         flag = "  <-- WRONG" if wrong else ""
         msg = f" ({res.message})" if res.verdict == "error" else ""
         print(f"{onnx_rel:40s} {spec_rel:32s} {res.verdict:8s} {res.method or '-':6s} exp={exp:8s} "
               f"{wall:7.2f}s{flag}{msg}", flush=True)
     print("-" * 100)
     counts = " ".join(f"{k}={tally[k]}" for k in ("unsat", "sat", "unknown", "timeout", "error", "WRONG"))
-    print(f"instances={len(rows)} {counts}")
+    print(f"instances={len(walls)} {counts}")
     print("decided by: " + (" ".join(f"{k}={v}" for k, v in sorted(deciders.items())) or "-"))
     if walls:
         print(f"wall: total {sum(walls):.1f}s median {statistics.median(walls):.3f}s")
