@@ -156,7 +156,9 @@ def test_end_to_end_finds_the_planted_counterexample(tmp_path: Path, cache_dir: 
         assert np.all(x >= lo) and np.all(x <= hi) and _l1(x, p) <= 1e-3
         y = _ort(onnx_path, x)
         assert y[0] >= 0.5 and np.allclose(y, cex.y)
-    assert result.verdict == "sat" and result.method == "bab", result  # what it does today, in ~1 s
+    # found in ~1 s: by the homotopy starts of the first attack (the leaky relus give the bump a gradient)
+    # or else by input-split branch and bound (test_input_split_finds_* covers that engine on its own)
+    assert result.verdict == "sat" and result.method in ("pgd", "bab"), result
 
 
 def test_end_to_end_above_the_bump_is_unsat(tmp_path: Path, cache_dir: Path) -> None:

@@ -55,20 +55,35 @@ def pgd_attack(
     if not clauses:
         return []
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    n, r, m = lower.numel(), max(1, config.restarts), len(clauses)
+    n, plain, m = lower.numel(), max(1, config.restarts), len(clauses)
+    r = plain + config.homotopy_restarts
     lo, hi = lower.reshape(1, n), upper.reshape(1, n)
     starts = torch.rand((r, n), generator=gen, dtype=lower.dtype).to(lower.device)
-    targets, centred = _targets(r, m, lower.device)  # (r, m): which clauses each start chases
+    targets, centred = _targets(plain, m, lower.device)  # (r, m): which clauses each start chases
+    if config.homotopy_restarts:
+        extra_targets, extra_centred = _targets(config.homotopy_restarts, m, lower.device)
+        targets, centred = torch.cat([targets, extra_targets]), torch.cat([centred, extra_centred])
     starts[centred] = 0.5
     x = lo + starts * (hi - lo)
+    leaky = torch.arange(r, device=lower.device) >= plain  # the homotopy starts
     clauses = [(c.to(lower), dd.to(lower)) for c, dd in clauses]
     best_x = x[0].expand(m, n).clone()  # (m, n)
     best_obj = torch.full((m,), math.inf, dtype=x.dtype, device=x.device)
 
+    def objectives(y: torch.Tensor) -> torch.Tensor:
+        return torch.stack([clause_objective(y, C.expand(r, -1, -1), d.expand(r, -1)) for C, d in clauses], dim=1)
+
     def step_loss(x: torch.Tensor, step: int) -> torch.Tensor | None:
-        y = graph.forward(x).reshape(r, -1)
-        objs = torch.stack([clause_objective(y, C.expand(r, -1, -1), d.expand(r, -1)) for C, d in clauses], dim=1)
-        _keep_best(best_x, best_obj, x.detach(), objs.detach())
+        leak = homotopy_leak(step, config.steps, end=0.3)
+        if config.homotopy_restarts and leak > 0:
+            y = leaky_forward(graph, x, torch.where(leaky, leak, 0.0).to(x.dtype)).reshape(r, -1)
+            with torch.no_grad():  # points are judged on the real network
+                _keep_best(best_x, best_obj, x.detach(), objectives(graph.forward(x.detach()).reshape(r, -1)))
+            objs = objectives(y)
+        else:
+            y = graph.forward(x).reshape(r, -1)
+            objs = objectives(y)
+            _keep_best(best_x, best_obj, x.detach(), objs.detach())
         if deadline is not None and time.monotonic() > deadline:
             return None
         if bool((best_obj <= 0).any()) and step > 0:
@@ -80,6 +95,31 @@ def pgd_attack(
     sign_descent(x, lo, hi, config.steps, 1e-4, step_loss)  # steps from 0.1 to 1e-5 of the width
     out = [Candidate(x=best_x[j], objective=float(best_obj[j]), clause_index=j) for j in range(m)]
     return sorted(out, key=lambda c: c.objective)
+
+
+def homotopy_leak(step: int, steps: int, end: float = 0.8) -> float:
+    """The relus' leak at `step` of a homotopy descent: 1 (affine net) falling linearly to 0 (the real
+    net) at `end` of the steps. The leak must be gone while steps are still large: with a cosine step
+    schedule 0.8, with the geometric one of `sign_descent` (a tenth of the step by 25% of the way) 0.3."""
+    return max(0.0, 1.0 - step / max(1.0, end * steps))
+
+
+def leaky_forward(graph: Graph, x: torch.Tensor, leak: torch.Tensor, keep: bool = False,
+                  ) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The graph on x (B, *input_shape) with every relu replaced by max(z, 0) + leak_b min(z, 0), one
+    leak per point (B,) (0: the real network)."""
+    from verifier.bounds.ops import OPS
+
+    values: dict[str, torch.Tensor] = {}
+    for node in graph.nodes:
+        if node.op == "input":
+            values[node.name] = x.reshape((x.shape[0],) + node.shape)
+        elif node.op == "relu":
+            z = values[node.inputs[0]]
+            values[node.name] = torch.relu(z) + leak.reshape((-1,) + (1,) * (z.dim() - 1)) * z.clamp(max=0)
+        else:
+            values[node.name] = OPS[node.op].forward(node, *[values[i] for i in node.inputs])
+    return values if keep else values[graph.output_name]
 
 
 def sign_descent(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int, final_rate: float,
@@ -129,3 +169,50 @@ def _keep_best(best_x: torch.Tensor, best_obj: torch.Tensor, x: torch.Tensor, ob
     improved = obj < best_obj
     best_obj.copy_(torch.where(improved, obj, best_obj))
     best_x.copy_(torch.where(improved.unsqueeze(1), x[idx], best_x))
+
+
+def box_descent(graph: Graph, x: torch.Tensor, xl: torch.Tensor, xu: torch.Tensor, C: torch.Tensor, d: torch.Tensor,
+                steps: int, penalty: Optional[tuple[dict[str, torch.Tensor], float]] = None,
+                homotopy: bool = False) -> torch.Tensor:
+    """A few projected sign-gradient steps on the clause max_i (C_i·f(x) + d_i) from x (M, n), in the box
+    [xl, xu] ((1, n), or (M, n): one box per start); the best point per start (by the clause on the real
+    network: any violating point will do). Steps follow a cosine schedule from 0.1 of the box's width.
+
+    penalty = (signs, weight): signs per relu input node (M, *shape) as ReLU split's domains hold them (+1
+    active, -1 inactive, 0 free); the steps then descend objective + weight * sum_j relu(-s_j z_j(x)), the
+    violation of start i's decisions. With a penalty or homotopy the step shrinks to 1e-5 of the box (not
+    1e-3): a region fenced in by decisions can be narrow, and a sign step moves every coordinate at once.
+    homotopy: descend the leaky network of `homotopy_leak` (affine at first, the real one from 80% of the
+    steps)."""
+    if x.shape[0] == 0:
+        return x
+    width = xu - xl
+    Cb, db = C.expand(x.shape[0], -1, -1), d.expand(x.shape[0], -1)
+    best_x, best = x.detach().clone(), torch.full((x.shape[0],), math.inf, dtype=x.dtype, device=x.device)
+    for step in range(steps + 1):
+        x = x.detach().requires_grad_(True)
+        leak = homotopy_leak(step, steps) if homotopy else 0.0
+        with torch.enable_grad():
+            if penalty is None and leak == 0:
+                obj = clause_objective(graph.forward(x).reshape(x.shape[0], -1), Cb, db)
+                loss = obj
+            else:
+                values = leaky_forward(graph, x, torch.full((x.shape[0],), leak, dtype=x.dtype, device=x.device),
+                                       keep=True)
+                loss = clause_objective(values[graph.output_name].reshape(x.shape[0], -1), Cb, db)
+                obj = loss
+                if leak > 0:
+                    with torch.no_grad():
+                        obj = clause_objective(graph.forward(x).reshape(x.shape[0], -1), Cb, db)
+                if penalty is not None and penalty[0]:
+                    off = sum(torch.relu(-s.to(x.dtype) * values[n]).flatten(1).sum(1) for n, s in penalty[0].items())
+                    loss = loss + penalty[1] * off
+        better = obj.detach() < best
+        best = torch.where(better, obj.detach(), best)
+        best_x = torch.where(better.unsqueeze(1), x.detach(), best_x)
+        if step == steps or not loss.requires_grad:
+            break
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        lr = 0.1 * 0.5 * (1 + math.cos(math.pi * step / steps)) + (1e-3 if penalty is None and not homotopy else 1e-5)
+        x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), xl), xu)
+    return best_x

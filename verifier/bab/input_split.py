@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import torch
 
-from verifier.attack.pgd import clause_objective
+from verifier.attack.pgd import box_descent, clause_objective
 from verifier.bab.memory import release_cached_memory
 from verifier.bounds.alpha import AlphaConfig, alpha_crown
 from verifier.bounds.box import Box
@@ -45,6 +45,9 @@ class InputSplitConfig:
     #                              _recheck_thin_proofs) are re-done in float64 before they count
     clip: bool = True  # shrink each open box to the part where every row's linear lower bound is <= 0
     samples_per_step: int = 4096  # random points of the open region tried as counterexamples per batch
+    box_attack: int = 8  # the worst open boxes per batch attacked inside themselves (homotopy descent)
+    box_attack_steps: int = 30
+    box_attack_share: float = 0.05  # ... in batches where it has so far taken at most this share of the time
     seed: int = 0  # of those random points
 
 
@@ -93,6 +96,7 @@ class InputSplitSearch:
         self.batch_limit = config.batch_size  # halves on out of memory
         self.until = math.inf  # where alpha-CROWN's iterations stop (see run)
         self.gen = torch.Generator().manual_seed(config.seed)
+        self.began, self.attack_seconds = time.monotonic(), 0.0  # the box attack's share of the time
 
     def timeout(self) -> BabOutcome:
         return BabOutcome("timeout", None, min(self.worst, _peek(self.graph, self.L, self.U, self.C, self.d)),
@@ -173,17 +177,26 @@ class InputSplitSearch:
                     return None
         self.worst = min(self.worst, float(margin.min()))
         self._split(l, u, A, margin)
-        found = self._try_points(l, u)
+        found = self._try_points(l, u, margin)
         if found is not None:
             return BabOutcome("sat", found, float(margin.min()), self.domains)
         if self.L.shape[0] > cfg.max_frontier:
             return BabOutcome("unknown", None, self.worst, self.domains, "too many open boxes")
         return None
 
-    def _try_points(self, l: Tensor, u: Tensor) -> Optional[Tensor]:
-        """Evaluate the candidate points (`_candidates`); replay the lowest few that meet the clause on
-        our graph."""
+    def _try_points(self, l: Tensor, u: Tensor, margin: Tensor) -> Optional[Tensor]:
+        """Evaluate the candidate points (`_candidates`, and a descent inside the `box_attack` worst open
+        boxes: where the bound says a violation can still be, followed there by gradients); replay the
+        lowest few that meet the clause on our graph."""
         points = self._candidates(l, u)
+        cfg = self.config
+        started = time.monotonic()
+        if cfg.box_attack and self.C.shape[0] and self.attack_seconds <= cfg.box_attack_share * (started - self.began):
+            worst = margin.argsort()[: cfg.box_attack]
+            lo, hi = l[worst], u[worst]
+            points = torch.cat([points, box_descent(self.graph, (lo + hi) / 2, lo, hi, self.C, self.d,
+                                                    cfg.box_attack_steps, homotopy=True)])
+            self.attack_seconds += time.monotonic() - started
         m = points.shape[0]
         obj = clause_objective(self.graph.forward(points).reshape(m, -1),
                                self.C.unsqueeze(0).expand(m, -1, -1), self.d.unsqueeze(0).expand(m, -1))

@@ -47,7 +47,7 @@ from typing import Callable, Optional
 
 import torch
 
-from verifier.attack.pgd import clause_objective
+from verifier.attack.pgd import box_descent, clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
 from verifier.bab.memory import release_cached_memory
 from verifier.bounds.adam import Adam
@@ -76,6 +76,13 @@ class ReluSplitConfig:
     max_frontier_bytes: float = 2e9  # the same, in bytes of stored tensors
     attack_candidates: int = 16  # open domains per batch whose candidate points get PGD steps
     attack_steps: int = 10
+    # The worst open domains are also attacked inside their own region: sign-gradient steps on the clause
+    # plus a penalty on violated split decisions (from their bound's minimiser and `domain_random_starts`
+    # random points each), so the search stays where the bound says a violation can still be.
+    domain_attack_steps: int = 60
+    domain_random_starts: int = 2
+    domain_penalty: float = 10.0
+    domain_attack_share: float = 0.1  # ... in batches where it has so far taken at most this share of the time
     max_replays: int = 8  # candidates replayed per batch
     fsb_candidates: int = 8  # filtered smart branching over this many top-scored neurons; <= 1: BaBSR only
     root_intermediate_iterations: int = 20  # alpha-CROWN steps per layer for the root's pre-activation bounds
@@ -266,6 +273,7 @@ class _Search:
         self.found: Optional[Tensor] = None  # a counterexample that replayed
         self.gen = torch.Generator().manual_seed(config.seed)  # random attack starts
         self.root = root
+        self.began, self.attack_seconds = time.monotonic(), 0.0  # the domain attack's share of the time
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -351,7 +359,8 @@ class _Search:
         if open_.numel() == 0:
             return None, doms.index(open_)
         margin, best_row = margin[open_], best_row[open_]
-        cex = self._attack(b.A_input[open_], best_row, margin)
+        cex = self._attack(b.A_input[open_], best_row, margin,
+                           signs={n: doms.sign[n][open_] for n in self.layers})
         if cex is not None:
             return BabOutcome("sat", cex, float(margin.min()), self.domains), doms.index(open_[:0])
         children = self._branch(doms, b, open_, best_row, margin)
@@ -362,21 +371,28 @@ class _Search:
     # --- counterexamples ------------------------------------------------------------------------
 
     def _attack(self, A_input: Tensor, best_row: Tensor, margin: Tensor, steps: Optional[int] = None,
-                random_starts: int = 0, extra: Optional[Tensor] = None) -> Optional[Tensor]:
+                random_starts: int = 0, extra: Optional[Tensor] = None,
+                signs: Optional[dict[str, Tensor]] = None) -> Optional[Tensor]:
         """Candidates: each open domain's minimiser of its best row's linear lower bound (over the box),
-        improved by a few PGD steps for the worst domains (and from random starts); those meeting the
-        clause on our graph are replayed."""
+        improved by a few PGD steps for the worst domains (and from random starts); with the domains'
+        split decisions (`signs`), the worst domains are also attacked inside their own region
+        (`box_descent` with a penalty on violated decisions). Those meeting the clause on our graph are replayed."""
         steps = self.config.attack_steps if steps is None else steps
         a = A_input.gather(1, best_row.view(-1, 1, 1).expand(-1, 1, A_input.shape[2])).squeeze(1)
         x = torch.where(a > 0, self.xl, self.xu)
         if extra is not None:
             x = torch.cat([torch.minimum(torch.maximum(extra, self.xl), self.xu), x])
-        starts = x[margin.argsort()[: self.config.attack_candidates]] if extra is None else x
+        worst = margin.argsort()[: self.config.attack_candidates]
+        starts = x[worst] if extra is None else x
         if random_starts:
-            t = torch.rand((random_starts, x.shape[1]), generator=self.gen, dtype=x.dtype).to(x.device)
-            starts = torch.cat([starts, self.xl + t * (self.xu - self.xl)])
+            starts = torch.cat([starts, self._uniform(random_starts)])
         if steps:
-            x = torch.cat([x, _pgd(self.graph, starts, self.xl, self.xu, self.C0, self.d0, steps)])
+            x = torch.cat([x, box_descent(self.graph, starts, self.xl, self.xu, self.C0, self.d0, steps)])
+        started = time.monotonic()
+        if signs is not None and self.config.domain_attack_steps and \
+                self.attack_seconds <= self.config.domain_attack_share * (started - self.began):
+            x = torch.cat([x, self._domain_attack(x[worst], worst, signs)])
+            self.attack_seconds += time.monotonic() - started
         x = torch.minimum(torch.maximum(x, self.xl), self.xu)  # averages may leave the box by rounding
         with torch.no_grad():
             obj = clause_objective(self.graph.forward(x).reshape(x.shape[0], -1),
@@ -389,6 +405,22 @@ class _Search:
             if self.is_counterexample(x[i]):
                 return x[i]
         return None
+
+    def _uniform(self, n: int) -> Tensor:
+        t = torch.rand((n, self.xl.shape[1]), generator=self.gen, dtype=self.xl.dtype).to(self.xl.device)
+        return self.xl + t * (self.xu - self.xl)
+
+    def _domain_attack(self, minimisers: Tensor, worst: Tensor, signs: dict[str, Tensor]) -> Tensor:
+        """Sign-gradient descent on the clause plus `domain_penalty` x the violation of each domain's split
+        decisions, for the worst domains, from their bound's minimiser and random points: a narrow
+        violation that box-wide attacks never reach is often exactly what a few split decisions fence
+        in (e.g. a relu that is positive only near one point), and the penalty walks the search there."""
+        r = self.config.domain_random_starts
+        starts = torch.cat([minimisers] + [self._uniform(worst.numel()) for _ in range(r)])
+        owner = worst.repeat(1 + r)
+        held = {n: s[owner] for n, s in signs.items() if bool(s[owner].any())}
+        return box_descent(self.graph, starts, self.xl, self.xu, self.C0, self.d0, self.config.domain_attack_steps,
+                    penalty=(held, self.config.domain_penalty), homotopy=True)
 
     # --- branching ------------------------------------------------------------------------------
 
@@ -750,26 +782,3 @@ def _children(parents: _Domains, layer: Tensor, neuron: Tensor, layers: list[str
         beta[torch.cat([r, r + n]), :, torch.cat([c, c])] = 0.0
     kids.start = torch.cat([layer, layer])
     return kids
-
-
-def _pgd(graph: Graph, x: Tensor, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, steps: int) -> Tensor:
-    """A few projected sign-gradient steps on the clause objective from x (M, n), in the box; the
-    best point per start."""
-    if x.shape[0] == 0:
-        return x
-    width = xu - xl
-    Cb, db = C.expand(x.shape[0], -1, -1), d.expand(x.shape[0], -1)
-    best_x, best = x.detach().clone(), torch.full((x.shape[0],), math.inf, dtype=x.dtype, device=x.device)
-    for step in range(steps + 1):
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            obj = clause_objective(graph.forward(x).reshape(x.shape[0], -1), Cb, db)
-        better = obj.detach() < best
-        best = torch.where(better, obj.detach(), best)
-        best_x = torch.where(better.unsqueeze(1), x.detach(), best_x)
-        if step == steps or not obj.requires_grad:
-            break
-        (grad,) = torch.autograd.grad(obj.sum(), x)
-        lr = 0.1 * 0.5 * (1 + math.cos(math.pi * step / steps)) + 1e-3
-        x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), xl), xu)
-    return best_x
