@@ -1,0 +1,92 @@
+"""The differential test bed, short profile (the long one: `python bench/differential.py --minutes N`).
+
+First the oracle itself is checked (the exported ONNX file computes what the ground truth solves; the MILP
+minimum is never above sampled values and its minimiser attains it; the spec text parses back to the
+case), then random nets x random specs x (method, bab) modes go through `verify`: never a wrong verdict,
+never an error on valid input, every `sat` replays (see judge.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.differential.exact import clause_value, milp_minimum, sampled_minimum
+from tests.differential.judge import MODES, judge
+from tests.differential.networks import Net, float32_net, random_cnn, random_mlp, random_net, to_onnx
+from tests.differential.planted import bump_case
+from tests.differential.specs import make_case
+
+
+def small_net(rng: np.random.Generator, kind: int) -> Net:
+    """One of each shape in turn: relu MLP, residual MLP, CNN with max pool, sigmoid / tanh MLPs."""
+    if kind % 5 == 2:
+        return float32_net(random_cnn(rng, int(rng.integers(1, 5)), "relu", pool=True))
+    act = ("relu", "relu", "relu", "sigmoid", "tanh")[kind % 5]
+    return float32_net(random_mlp(rng, int(rng.integers(2, 13)), int(rng.integers(1, 4)), int(rng.integers(1, 6)),
+                                  act, residual=kind % 5 == 1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_onnx_file_computes_the_reference_forward(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        net = float32_net(random_net(rng))
+        sess = ort.InferenceSession(to_onnx(net).SerializeToString(), providers=["CPUExecutionProvider"])
+        x = rng.uniform(-1, 1, size=(16, net.n_inputs))
+        got = np.concatenate([sess.run(None, {"X": xi.reshape(1, *net.input_shape).astype(np.float32)})[0].reshape(1, -1)
+                              for xi in x])
+        want = net.forward(np.asarray(x, dtype=np.float32).astype(np.float64))
+        assert np.allclose(got, want, atol=1e-4, rtol=1e-4), net.name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_milp_minimum_is_exact(seed: int) -> None:
+    """Never above any sampled value, attained (to the solver's tolerance) at its own minimiser."""
+    rng = np.random.default_rng(100 + seed)
+    net = small_net(rng, seed)
+    if not net.is_piecewise_linear():
+        net = float32_net(random_mlp(rng, 4, 2, 3))
+    lo = rng.uniform(-1, 0, size=net.n_inputs)
+    hi = lo + rng.uniform(0, 1, size=net.n_inputs)
+    C, d = rng.normal(size=(2, net.n_outputs)), rng.normal(size=2)
+    found = milp_minimum(net, lo, hi, C, d, time_limit=60)
+    assert found is not None and found.exact
+    assert abs(float(clause_value(net, found.x, C, d)[0]) - found.value) < 1e-5
+    sampled = sampled_minimum(net, lo, hi, C, d, rng, samples=5000, rounds=20)
+    assert found.value <= sampled.value + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spec_text_parses_back_to_the_case(seed: int) -> None:
+    from verifier.spec.vnnlib import parse_vnnlib_text
+
+    rng = np.random.default_rng(200 + seed)
+    case = make_case(rng, small_net(rng, 3), margin=0.05, regression=True)
+    spec = parse_vnnlib_text(case.text())
+    boxes = {(tuple(np.float32(p.lower).tolist()), tuple(np.float32(p.upper).tolist())) for p in spec.properties}
+    assert boxes == {(tuple(np.float32(lo).tolist()), tuple(np.float32(hi).tolist())) for lo, hi in case.boxes}
+    for prop in spec.properties:
+        rows = sorted((tuple(np.round(c.C, 6).ravel()), tuple(np.round(c.d, 6))) for c in prop.clauses)
+        want = sorted((tuple(np.round(C, 6).ravel()), tuple(np.round(d, 6))) for C, d in case.clauses)
+        assert rows == want
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_verify_is_never_wrong(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    net = small_net(rng, seed)
+    margin = (0.05 if seed % 2 else -0.05) * float(rng.uniform(0.2, 1.0))
+    case = make_case(rng, net, margin, time_limit=30.0, regression=net.n_outputs == 1)
+    method, bab = MODES[seed % len(MODES)]
+    v = judge(case, method, bab, timeout=3.0)
+    assert not v.failure, (net.name, method, bab, v)
+
+
+@pytest.mark.parametrize("n", [8, 20])
+def test_planted_bumps_are_found(n: int) -> None:
+    """Counterexamples that uniform sampling never hits (the ball is < 1e-7 of the box); one case on each
+    side of the input-split / ReLU-split threshold (16 inputs). The 30-case figure: bench/planted.py."""
+    case = bump_case(np.random.default_rng(n), n)
+    v = judge(case, "auto", "auto", timeout=60.0)
+    assert not v.failure and v.verdict == "sat", v
