@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from per_process import Row, add_common_args, resolve_bench, run_rows  # noqa: E402
+from per_process import Row, add_common_args, pick, resolve_bench, run_rows  # noqa: E402
 
 NETWORKS = ("1_1", "1_9", "2_3", "2_9", "3_3", "3_5", "4_2", "5_7")
 EXTRA = (("1_1", 5), ("1_1", 6), ("1_9", 7), ("2_9", 8), ("3_3", 9), ("4_5", 10))
@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="cap per instance in seconds")
     add_common_args(ap)
     args = ap.parse_args(argv)
-    rows = acas38(args.timeout)
-    rows = rows[: args.limit] if args.limit else rows
+    rows = pick(acas38(args.timeout), args.limit, spread=False)
     return run_rows(resolve_bench(args.bench), rows, out=args.out, timeout=None, scale=args.timeout_scale,
-                    device=args.device, threads=args.threads, engine="input split")
+                    device=args.device, threads=args.threads, engine="input split", budget=args.budget)
 
 
 if __name__ == "__main__":

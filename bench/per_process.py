@@ -90,10 +90,25 @@ def run_one(bench: Path, row: Row, cap: float, device: str, threads: int, extra:
             "doc": doc, "exit_code": proc.returncode, "message": doc.get("message", "")[:200]}
 
 
+def pick(rows: Sequence[Row], limit: int | None, spread: bool) -> list[Row]:
+    """The first `limit` rows, or with `spread` `limit` rows evenly spaced over all of them (every network)."""
+    if not limit or limit >= len(rows):
+        return list(rows)
+    if not spread:
+        return list(rows[:limit])
+    return [rows[(i * len(rows)) // limit] for i in range(limit)]
+
+
 def run_rows(bench: Path, rows: Iterable[Row], *, out: Path | None, timeout: float | None, scale: float,
-             device: str, threads: int, engine: str, extra: Sequence[str] = ()) -> int:
-    """Runs the rows one process each, prints and records them, then the totals; 1 if any verdict was wrong."""
+             device: str, threads: int, engine: str, budget: float | None = None,
+             extra: Sequence[str] = ()) -> int:
+    """Runs the rows one process each, prints and records them, then the totals; 1 if any verdict was wrong.
+
+    `budget` (seconds) bounds the whole run: each cap is cut to what is left of it, and no instance starts
+    once it is spent (the ones not run are counted as skipped), so a device script keeps to its slot."""
     rows = list(rows)
+    start = time.monotonic()
+    skipped = 0
     expected = read_expected(bench)
     walls: list[float] = []
     decided = wrong = 0
@@ -106,6 +121,12 @@ def run_rows(bench: Path, rows: Iterable[Row], *, out: Path | None, timeout: flo
     try:
         for row in rows:
             cap = (timeout if timeout is not None else row.timeout) * scale
+            if budget is not None:
+                left = budget - (time.monotonic() - start)
+                if left < 1.0:
+                    skipped += 1
+                    continue
+                cap = min(cap, left)
             rec = run_one(bench, row, cap, device, threads, extra)
             exp = expected.get((row.onnx, row.vnnlib), "?")
             bad = is_wrong(rec["verdict"], exp)
@@ -131,7 +152,8 @@ def run_rows(bench: Path, rows: Iterable[Row], *, out: Path | None, timeout: flo
     print("-" * 100)
     total = sum(walls)
     median = statistics.median(walls) if walls else 0.0
-    print(f"decided {decided} / {len(walls)}   wrong {wrong}   total {total:.1f}s   median {median:.2f}s")
+    print(f"decided {decided} / {len(walls)}   wrong {wrong}   total {total:.1f}s   median {median:.2f}s"
+          + (f"   ({skipped} not run: budget spent)" if skipped else ""))
     for eng, (domains, seconds) in sorted(per_engine.items()):
         rate = f"{domains / seconds:.0f} domains/s" if seconds > 0 else "n/a"
         print(f"  {eng}: {int(domains)} domains in {seconds:.1f}s of branch and bound: {rate}")
@@ -146,6 +168,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply each instance's cap")
+    ap.add_argument("--budget", type=float, default=None, help="seconds for the whole run (caps cut to fit)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,12 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("bench", help=f"benchmark folder or name under {DEFAULT_ROOT}")
     ap.add_argument("--timeout", type=float, default=None, help="cap per instance (default: instances.csv's)")
     ap.add_argument("--engine", default="bab", help="name for branch and bound in the domains/s line")
+    ap.add_argument("--spread", action="store_true", help="with --limit N: N instances evenly spaced, not the first")
     add_common_args(ap)
     args = ap.parse_args(argv)
     bench = resolve_bench(args.bench)
-    rows = read_rows(bench)[: args.limit] if args.limit else read_rows(bench)
+    rows = pick(read_rows(bench), args.limit, args.spread)
     return run_rows(bench, rows, out=args.out, timeout=args.timeout, scale=args.timeout_scale,
-                    device=args.device, threads=args.threads, engine=args.engine)
+                    device=args.device, threads=args.threads, engine=args.engine, budget=args.budget)
 
 
 if __name__ == "__main__":
