@@ -28,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="LP time budget")
     ap.add_argument("--layers", type=int, default=None, help="refine this many layers from the second")
     ap.add_argument("--alpha-steps", type=int, default=20, help="alpha-CROWN steps per layer for 'before'")
+    ap.add_argument("--milp-layers", type=int, default=0, help="refine the first this many layers by MILP")
+    ap.add_argument("--milp-seconds", type=float, default=5.0, help="per MILP solve")
+    ap.add_argument("--max-neurons", type=int, default=None, help="per layer, the most unstable first")
     args = ap.parse_args(argv)
 
+    import numpy as np
     import torch
 
     from verifier.bounds.alpha import AlphaConfig, alpha_crown
@@ -48,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     xl = torch.tensor(prop.lower, dtype=torch.float32).reshape(1, -1)
     xu = torch.tensor(prop.upper, dtype=torch.float32).reshape(1, -1)
     # every clause's rows stacked; a clause is proved when one of its rows has lb > 0, the property when all are
-    C = torch.tensor([row for c in prop.clauses for row in c.C], dtype=torch.float32)
-    d = torch.tensor([v for c in prop.clauses for v in c.d], dtype=torch.float32)
+    C = torch.from_numpy(np.concatenate([c.C for c in prop.clauses])).float()
+    d = torch.from_numpy(np.concatenate([c.d for c in prop.clauses])).float()
     clause_of = [i for i, c in enumerate(prop.clauses) for _ in range(len(c.d))]
     layers = list(relaxed_inputs(graph))
 
@@ -80,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{unstable(boxes)}\n  root: {root(boxes)}")
     t0 = time.monotonic()
     refined, report = refine_bounds_report(graph, xl, xu, boxes, time.monotonic() + args.seconds,
-                                           LpRefineConfig(max_layers=args.layers))
+                                           LpRefineConfig(max_layers=args.layers, max_neurons=args.max_neurons,
+                                                          milp_layers=args.milp_layers,
+                                                          milp_seconds=args.milp_seconds))
     t_lp = time.monotonic() - t0
     for r in report.layers:
         print(f"  {r.name}: unstable {r.unstable_before} -> {r.unstable_after}, {r.solved} LPs, {r.seconds:.1f}s")

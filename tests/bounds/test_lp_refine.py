@@ -186,3 +186,29 @@ def test_refined_bounds_contain_the_exact_extremes(seed: int, radius: float) -> 
             high = -exact_min(truncated, lo, hi, -e, np.zeros(1))[0]
             assert rl[i] <= low + 1e-9 * (1 + abs(low)), (name, i, rl[i], low)
             assert ru[i] >= high - 1e-9 * (1 + abs(high)), (name, i, ru[i], high)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_milp_bounds_of_the_second_layer_are_the_exact_extremes(seed: int) -> None:
+    """With the first layer's relus exact (MILP) and its box exact (interval arithmetic over the input box),
+    the second layer's bounds are its true min / max, less the MILP margin: never inside them."""
+    from tests.bab.nets import Net, exact_min, random_net
+
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, 2, [6, 6], 1)
+    graph = net.graph()
+    lo, hi = rng.uniform(-2, -0.5, size=2), rng.uniform(0.5, 2, size=2)
+    xl, xu = torch.tensor(lo).reshape(1, -1), torch.tensor(hi).reshape(1, -1)
+    boxes = layer_bounds(graph, xl, xu, list(relaxed_inputs(graph)), None, -1, None)
+    refined, report = refine_bounds_report(graph, xl, xu, boxes, time.monotonic() + 60,
+                                           LpRefineConfig(milp_layers=1, milp_seconds=20))
+    truncated = Net(net.layers[:2])
+    rl, ru = (t[0].numpy() for t in refined["fc1"])
+    for i in np.nonzero((boxes["fc1"][0][0] < 0).numpy() & (boxes["fc1"][1][0] > 0).numpy())[0]:
+        e = np.zeros((1, truncated.n_out))
+        e[0, i] = 1.0
+        low, high = exact_min(truncated, lo, hi, e, np.zeros(1))[0], -exact_min(truncated, lo, hi, -e, np.zeros(1))[0]
+        tol = 1e-9 * (1 + abs(low) + abs(high))  # the oracle's own rounding
+        assert rl[i] <= low + tol and ru[i] >= high - tol  # sound
+        assert rl[i] == pytest.approx(low, abs=1e-3) and ru[i] == pytest.approx(high, abs=1e-3)  # and exact

@@ -35,18 +35,25 @@ Tensor = torch.Tensor
 # Relative slack added to rows whose coefficients are computed (composed affine maps, relaxation lines):
 # far above float64 rounding, far below anything that changes a bound that matters.
 ROW_SLACK = 1e-12
+# The MILP's bound comes from HiGHS's branch and bound, whose node LPs meet their tolerances (1e-7 on
+# primal and dual feasibility) only: it is accepted less this fraction of (1 + |bound| + the sum of the
+# column ranges), a margin well above what those tolerances can move it; unlike the LP's, not a proof.
+MIP_MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
 class LpRefineConfig:
     """first_layer: index of the first relu layer refined (the first one's bounds over a box are exact by
     interval arithmetic already); max_layers: how many layers from there (None: all); max_neurons: per layer,
-    the most unstable ones first (None: all); threads: HiGHS threads."""
+    the most unstable ones first (None: all); threads: HiGHS threads. MILP bounds carry no certificate
+    (see MIP_MARGIN): off unless milp_layers > 0."""
 
     first_layer: int = 1
     max_layers: Optional[int] = None
     max_neurons: Optional[int] = None
     threads: int = 1
+    milp_layers: int = 0  # the first this many refined layers by MILP (exact relus before them), not LP
+    milp_seconds: float = 5.0  # per MILP solve (its bound so far is used when it stops)
 
 
 @dataclass(frozen=True)
@@ -132,15 +139,22 @@ class _LayerLp:
 
     lp: BoundedLp
     objective_cols: np.ndarray  # the columns of a_{k-1} (or of x when k = 0)
+    integer_cols: np.ndarray  # the relu indicators (MILP), after every other column; empty for the LP
 
 
 def _relaxation_lp(chain: list[Affine], k: int, xl: np.ndarray, xu: np.ndarray,
-                   lo: list[np.ndarray], hi: list[np.ndarray]) -> _LayerLp:
+                   lo: list[np.ndarray], hi: list[np.ndarray], exact: bool = False) -> _LayerLp:
+    """The triangle relaxation of layers < k; with `exact`, each unstable relu also gets an indicator
+    d in {0, 1} with a <= u d and a <= z - l (1 - d), which makes it exact (a MILP)."""
     n0 = xl.size
     widths = [layer.b.size for layer in chain[:k]]
-    ncols = n0 + 2 * sum(widths)
+    n_int = sum(int(((lo[j] < 0) & (hi[j] > 0)).sum()) for j in range(k)) if exact else 0
+    ncols = n0 + 2 * sum(widths) + n_int
+    integer_cols = np.arange(ncols - n_int, ncols)
+    next_int = ncols - n_int
     col_lower, col_upper = np.empty(ncols), np.empty(ncols)
     col_lower[:n0], col_upper[:n0] = xl, xu
+    col_lower[integer_cols], col_upper[integer_cols] = 0.0, 1.0
     rows: list[np.ndarray] = []
     row_lower: list[np.ndarray] = []
     row_upper: list[np.ndarray] = []
@@ -181,11 +195,22 @@ def _relaxation_lp(chain: list[Affine], k: int, xl: np.ndarray, xu: np.ndarray,
         rows.append(block)
         row_lower.append(np.full(idx.size, -np.inf))
         row_upper.append(t)
+        if exact and idx.size:  # a - u d <= 0 and a - z - l d <= -l: exact coefficients, no rounding
+            d = np.arange(next_int, next_int + idx.size)
+            next_int += idx.size
+            r = np.arange(idx.size)
+            block = np.zeros((2 * idx.size, ncols))
+            block[r, a[idx]], block[r, d] = 1.0, -u[idx]
+            block[idx.size + r, a[idx]], block[idx.size + r, z[idx]] = 1.0, -1.0
+            block[idx.size + r, d] = -l[idx]
+            rows.append(block)
+            row_lower.append(np.full(2 * idx.size, -np.inf))
+            row_upper.append(np.concatenate([np.zeros(idx.size), -l[idx]]))
         prev = a
     A = np.concatenate(rows) if rows else np.zeros((0, ncols))
     lp = BoundedLp(A, np.concatenate(row_lower) if rows else np.zeros(0),
                    np.concatenate(row_upper) if rows else np.zeros(0), col_lower, col_upper)
-    return _LayerLp(lp, prev)
+    return _LayerLp(lp, prev, integer_cols)
 
 
 def _quiet_highs(highspy) -> "highspy.Highs":
@@ -205,16 +230,20 @@ def _quiet_highs(highspy) -> "highspy.Highs":
 
 
 class _Solver:
-    """One HiGHS instance on one LP, re-solved from its last basis for each new objective."""
+    """One HiGHS instance on one LP (re-solved from its last basis for each new objective) or MILP."""
 
-    def __init__(self, lp: BoundedLp, threads: int) -> None:
+    def __init__(self, lp: BoundedLp, threads: int, integer_cols: Optional[np.ndarray] = None,
+                 seconds_per_solve: float = math.inf) -> None:
         import highspy
 
         self.highspy = highspy
         self.lp = lp
+        self.mip = integer_cols is not None and integer_cols.size > 0
+        self.seconds_per_solve = seconds_per_solve
         h = _quiet_highs(highspy)
         h.setOptionValue("threads", threads)
-        h.setOptionValue("presolve", "off")  # keep the basis between objectives (warm starts)
+        if not self.mip:
+            h.setOptionValue("presolve", "off")  # keep the basis between objectives (warm starts)
         model = highspy.HighsLp()
         rows, cols = lp.A.shape
         model.num_col_, model.num_row_ = cols, rows
@@ -229,6 +258,9 @@ class _Solver:
         model.a_matrix_.index_ = c.astype(np.int32)
         model.a_matrix_.value_ = lp.A[r, c]
         h.passModel(model)
+        if self.mip:
+            h.changeColsIntegrality(integer_cols.size, integer_cols.astype(np.int32),
+                                    np.full(integer_cols.size, highspy.HighsVarType.kInteger))
         self.h = h
         self.cols: Optional[np.ndarray] = None
 
@@ -242,8 +274,10 @@ class _Solver:
             h.changeColsCost(self.cols.size, self.cols.astype(np.int32), np.zeros(self.cols.size))
         h.changeColsCost(cols.size, cols.astype(np.int32), weights.astype(np.float64))
         self.cols = cols
-        h.setOptionValue("time_limit", float(left))
+        h.setOptionValue("time_limit", float(min(left, self.seconds_per_solve)))
         h.run()
+        if self.mip:
+            return self._mip_bound()
         if h.getModelStatus() != self.highspy.HighsModelStatus.kOptimal:
             return None
         y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
@@ -251,6 +285,19 @@ class _Solver:
         cost[cols] = weights
         bound = dual_bound(self.lp, cost, y)
         return bound if np.isfinite(bound) else None
+
+
+    def _mip_bound(self) -> Optional[float]:
+        """HiGHS's MIP dual bound (valid when stopped early too), less MIP_MARGIN: no certificate here."""
+        status = self.h.getModelStatus()
+        ok = (self.highspy.HighsModelStatus.kOptimal, self.highspy.HighsModelStatus.kTimeLimit)
+        if status not in ok:
+            return None
+        bound = float(self.h.getInfo().mip_dual_bound)
+        if not np.isfinite(bound):
+            return None
+        ranges = float((self.lp.col_upper - self.lp.col_lower).sum())
+        return bound - MIP_MARGIN * (1.0 + abs(bound) + ranges)
 
 
 def _outward(values: np.ndarray, like: Tensor, down: bool) -> Tensor:
@@ -292,8 +339,10 @@ def refine_bounds_report(graph: Graph, lower: Tensor, upper: Tensor, boxes: Mapp
             order = unstable[np.argsort(-np.minimum(-lo[k][unstable], hi[k][unstable]), kind="stable")]
             if config.max_neurons is not None:
                 order = order[: config.max_neurons]
-            layer_lp = _relaxation_lp(chain, k, xl, xu, lo, hi)
-            solver = _Solver(layer_lp.lp, config.threads)
+            exact = k < config.first_layer + config.milp_layers
+            layer_lp = _relaxation_lp(chain, k, xl, xu, lo, hi, exact)
+            solver = _Solver(layer_lp.lp, config.threads, layer_lp.integer_cols,
+                             config.milp_seconds if exact else math.inf)
             W, b = chain[k].W, chain[k].b
             solved = 0
             for j in order:
