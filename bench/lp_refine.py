@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     def unstable(boxes: dict) -> str:
         return " ".join(f"{int(((l < 0) & (u > 0)).sum())}" for l, u in boxes.values())
 
-    print(f"{args.onnx} {args.vnnlib}: {len(layers)} relu layers")
+    print(f"{args.onnx} {args.vnnlib}: {len(layers)} relu layers", flush=True)
     print(f"before ({t_before:.1f}s, layer_bounds with {args.alpha_steps} alpha steps): unstable per layer "
           f"{unstable(boxes)}\n  root: {root(boxes)}")
     t0 = time.monotonic()
@@ -94,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     width_after = sum(float((u - l).sum()) for l, u in refined.values())
     print(f"after ({t_lp:.1f}s LP{'' if report.complete else ', budget spent'}): unstable per layer "
           f"{unstable(refined)}; total width {width:.1f} -> {width_after:.1f}\n  root: {root(refined)}")
+    last = max((layers.index(r.name) for r in report.layers), default=-1)
+    if 0 <= last < len(layers) - 1:  # the layers after the last refined one, re-derived from the refined boxes
+        t0 = time.monotonic()
+        rederived = layer_bounds(graph, xl, xu, layers, refined, last, None,
+                                 optimise=(args.alpha_steps, 0.1, time.monotonic() + 600) if args.alpha_steps else None)
+        print(f"after, layers past {layers[last]} re-derived ({time.monotonic() - t0:.1f}s): unstable per layer "
+              f"{unstable(rederived)}\n  root: {root(rederived)}")
     return 0
 
 
