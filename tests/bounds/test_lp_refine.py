@@ -113,6 +113,9 @@ def test_max_neurons_and_layers_limit_the_work() -> None:
     _, report = refine_bounds_report(graph, xl, xu, boxes, time.monotonic() + 30,
                                      LpRefineConfig(max_layers=1, max_neurons=2))
     assert [r.name for r in report.layers] == ["fc1"] and report.layers[0].solved <= 4
+    same, report = refine_bounds_report(graph, xl, xu, boxes, time.monotonic() + 30, LpRefineConfig(max_lp_entries=0))
+    assert not report.complete and not report.layers  # too large an LP: nothing is solved
+    assert all(torch.equal(same[n][0], boxes[n][0]) and torch.equal(same[n][1], boxes[n][1]) for n in boxes)
 
 
 @settings(max_examples=30, deadline=None)

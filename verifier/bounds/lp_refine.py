@@ -54,6 +54,7 @@ class LpRefineConfig:
     threads: int = 1
     milp_layers: int = 0  # the first this many refined layers by MILP (exact relus before them), not LP
     milp_seconds: float = 5.0  # per MILP solve (its bound so far is used when it stops)
+    max_lp_entries: int = 20_000_000  # the LP is held dense (3 copies of 8 bytes an entry): larger layers stop
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,13 @@ class _Solver:
         return bound - MIP_MARGIN * (1.0 + abs(bound) + ranges)
 
 
+def _lp_entries(chain: list[Affine], k: int, lo: list[np.ndarray], hi: list[np.ndarray]) -> int:
+    """Rows x columns of layer k's LP (MILP: a little more), held dense: the memory guard's measure."""
+    cols = chain[0].W.shape[1] + 2 * sum(layer.b.size for layer in chain[:k])
+    rows = sum(layer.b.size + 2 * int((hi[j] > 0).sum()) for j, layer in enumerate(chain[:k]))
+    return rows * cols
+
+
 def _outward(values: np.ndarray, like: Tensor, down: bool) -> Tensor:
     """float64 values in like's dtype, rounded down (lower bounds) or up (upper bounds)."""
     exact = torch.from_numpy(values).to(like.device)
@@ -336,6 +344,9 @@ def refine_bounds_report(graph: Graph, lower: Tensor, upper: Tensor, boxes: Mapp
             if before == 0:
                 reports.append(LayerReport(names[k], 0, 0, 0, 0.0))
                 continue
+            if time.monotonic() > deadline or _lp_entries(chain, k, lo, hi) > config.max_lp_entries:
+                complete = False  # out of time, or the dense LP would be too large: stop at this layer
+                break
             order = unstable[np.argsort(-np.minimum(-lo[k][unstable], hi[k][unstable]), kind="stable")]
             if config.max_neurons is not None:
                 order = order[: config.max_neurons]
