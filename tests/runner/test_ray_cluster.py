@@ -8,6 +8,7 @@ terminated with its process group, then any process still naming this test's Ray
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -75,10 +76,18 @@ def _stop(head: subprocess.Popen, temp_dir: str) -> None:
         time.sleep(0.2)
 
 
+# Ray (2.5x) turns token authentication on for `ray start` whenever ~/.ray/auth_token exists (any local
+# `ray.init()` writes one), but a driver connecting by address sends no token unless RAY_AUTH_MODE=token:
+# head and driver share an explicit token of this test's own, whatever else runs on the machine.
+_TOKEN = secrets.token_hex(32)
+
+
 def _env() -> dict[str, str]:
-    """Workers and the driver import this checkout's package, single-threaded, without usage reporting."""
+    """Workers and the driver import this checkout's package, single-threaded, without usage reporting,
+    authenticated by this test's token."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _TOKEN}
 
 
 @pytest.fixture
