@@ -63,3 +63,16 @@ def test_resume_refuses_records_of_another_norm(tiny, tmp_path):
     assert invoke(tiny, "--eps", "0.1", "--cascade", "ibp", "--results", str(results)).exit_code == 0
     res = invoke(tiny, "--eps", "0.1", "--norm", "l2", "--cascade", "ibp", "--results", str(results), "--resume")
     assert res.exit_code == 3 and "another norm" in res.output
+
+
+def test_tightness_over_an_l2_ball(tiny):
+    """Tightness over the ball stays a ratio in (0, 1], and the ball's ReLU states never have more unstable
+    neurons than those of its bounding box (the first layer is bounded exactly over the ball)."""
+    out = {}
+    for norm in ("linf", "l2"):
+        res = invoke(tiny, "--eps", "0.4", "--norm", norm, "--cascade", "ibp", "--report", "tightness", "--json")
+        assert res.exit_code == 0, res.output
+        out[norm] = json.loads(res.output)["runs"][0]["tightness"]
+    assert 0 < out["l2"]["mean"] <= 1
+    for box_layer, ball_layer in zip(out["linf"]["relu_states"], out["l2"]["relu_states"]):
+        assert ball_layer["ibp"]["unstable"] <= box_layer["ibp"]["unstable"] + 1e-12

@@ -83,9 +83,13 @@ class LpBall:
             at_centre = centre @ A[0].T
         else:
             at_centre = (A @ centre.unsqueeze(-1)).squeeze(-1)
+        return at_centre - self.radius(A)
+
+    def radius(self, A: Tensor) -> Tensor:
+        """max over the ball of A·(x − centre) = eps ||A||_q per row: A (B or 1, R, n) -> (B or 1, R)."""
         q = dual(self.p)
         size = A.abs().sum(-1) if q == 1 else (A.abs().amax(-1) if math.isinf(q) else A.norm(p=q, dim=-1))
-        return at_centre - self.eps.to(A).unsqueeze(1) * size
+        return self.eps.to(A).unsqueeze(1) * size
 
 
 class BallBox(tuple):

@@ -137,7 +137,8 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
             if req.tightness:
                 from verifier.certify.tightness import tightness_report
 
-                run["tightness"] = tightness_report(net, x[indices], data.y[indices], eps, req.clip, req.batch)
+                run["tightness"] = tightness_report(net, x[indices], data.y[indices], eps, req.clip, req.batch,
+                                                    req.norm)
             runs.append(run)
     finally:
         results.close()
