@@ -92,21 +92,30 @@ def _parse(opts: dict[str, Any]) -> CertifyRequest:
 
 def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
     """Load, run the cascade on every selected sample not yet recorded, at every radius; the summary document."""
+    from verifier.certify.data import load_dataset
+
+    return certify_dataset(req, load_dataset(req.data, req.labels), progress)[0]
+
+
+def certify_dataset(req: CertifyRequest, data: Any, progress: bool = False,
+                    cache: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`run_certify` on a loaded `data.Dataset` (req.data only names it): the summary document and the
+    records of the selected samples (every radius, in selection order). cache=False keeps the converted
+    model out of the graph cache (a model certified once, e.g. one epoch of a training run)."""
     import numpy as np
 
     from verifier.certify.attack import MarginAttack
     from verifier.certify.cascade import CascadeConfig, certify_chunk
-    from verifier.certify.data import check_fits, load_dataset
+    from verifier.certify.data import check_fits
     from verifier.certify.network import Normalisation, check_against_onnxruntime, load_network
     from verifier.certify.records import ResultsFile, check_labels, select
     from verifier.certify.summary import document, summarise
 
     start = time.monotonic()
-    data = load_dataset(req.data, req.labels)
     indices = select(len(data), req.start, req.n, req.shard)
     x = data.x.reshape(len(data), -1)
     norm = Normalisation(req.mean, req.std) if req.mean is not None and req.std is not None else None
-    net = load_network(req.model, norm, req.device)
+    net = load_network(req.model, norm, req.device, cache=cache)
     check_fits(data, net.n_inputs, net.n_outputs, req.model)
     if req.check:
         check_against_onnxruntime(net, x[indices])
@@ -119,7 +128,7 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
         _preload_optimiser()
     results = ResultsFile(req.results, req.resume, sha, req.norm)
     check_labels(results.records, data.y, str(req.results))
-    runs = []
+    runs, records = [], []
     try:
         for eps in req.radii:
             config = CascadeConfig(eps=eps, clip=req.clip, norm=req.norm, stages=req.stages, timeout=req.timeout,
@@ -133,6 +142,7 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
                 if progress:
                     click.echo(f"eps {eps:.4g}: {min(s + req.batch, len(todo))}/{len(todo)} samples", err=True)
             mine = results.done(eps)
+            records += [mine[i] for i in indices]
             run = summarise([mine[i] for i in indices], eps, req.stages)
             if req.tightness:
                 from verifier.certify.tightness import tightness_report
@@ -145,10 +155,11 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
     shard = None if req.shard is None else f"{req.shard[0]}/{req.shard[1]}"
     selection = {"start": req.start, "n": req.n, "shard": shard, "samples": len(indices)}
     normalisation = None if norm is None else {"mean": list(norm.mean), "std": list(norm.std)}
-    return document(model=req.model, model_sha256=net.model.sha256, data=data.source, selection=selection,
-                    norm=req.norm, normalisation=normalisation, clip=req.clip, stages=req.stages,
-                    timeout=req.timeout, runs=runs, min_verified_acc=req.min_verified_acc,
-                    wall=time.monotonic() - start)
+    doc = document(model=req.model, model_sha256=net.model.sha256, data=data.source, selection=selection,
+                   norm=req.norm, normalisation=normalisation, clip=req.clip, stages=req.stages,
+                   timeout=req.timeout, runs=runs, min_verified_acc=req.min_verified_acc,
+                   wall=time.monotonic() - start)
+    return doc, records
 
 
 def _preload_optimiser() -> None:

@@ -204,12 +204,14 @@ class Network:
         return np.concatenate(out) if out else np.zeros((0, self.n_outputs))
 
 
-def load_network(path: str, norm: Optional[Normalisation], device: str, dtype: torch.dtype = torch.float32) -> Network:
-    """Load the ONNX model (converted once, then cached) and put the normalisation in front of its graph."""
+def load_network(path: str, norm: Optional[Normalisation], device: str, dtype: torch.dtype = torch.float32,
+                 cache: bool = True) -> Network:
+    """Load the ONNX model (converted once, then cached unless cache=False) and put the normalisation in
+    front of its graph."""
     from verifier.api import resolve_device
     from verifier.model.loader import load_model
 
-    model = load_model(path, check=False)
+    model = load_model(path, check=False, cache=cache)
     if norm is not None:
         norm.arrays(model.graph.input_shape)  # a mean/std that does not fit the input fails here
     device = resolve_device(device)
