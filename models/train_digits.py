@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -169,16 +170,19 @@ def cnn_graph(cnn: nn.Sequential) -> Graph:
     return Graph(tuple(nodes), "x", prev, (1,) + CNN_INPUT)
 
 
-def train_cnn(x: np.ndarray, y: np.ndarray, certified: bool) -> nn.Sequential:
-    """As `train`, for the CNN: seeded, Adam, eps ramped over the first half, clean + IBP worst-case loss."""
+def train_cnn(x: np.ndarray, y: np.ndarray, certified: bool, epochs: int = CNN_EPOCHS,
+              on_epoch: Optional[Callable[[int, nn.Sequential], None]] = None) -> nn.Sequential:
+    """As `train`, for the CNN: seeded, Adam, eps ramped over the first half, clean + IBP worst-case loss;
+    `on_epoch(epoch, cnn)` is called after each epoch (e.g. to certify it: models/train_with_certify.py)."""
     torch.manual_seed(SEED)
     cnn = make_cnn()
     graph = cnn_graph(cnn)
     opt = torch.optim.Adam(cnn.parameters(), lr=3e-3)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(CNN_EPOCHS):
-        ramp = min(1.0, epoch / (CNN_EPOCHS / 2))
+    for epoch in range(epochs):
+        ramp = min(1.0, epoch / (epochs / 2))
+        cnn.train()
         for batch in torch.randperm(len(xt), generator=gen).split(64):
             xb, yb = xt[batch], yt[batch]
             loss = nn.functional.cross_entropy(cnn(xb), yb)
@@ -187,6 +191,8 @@ def train_cnn(x: np.ndarray, y: np.ndarray, certified: bool) -> nn.Sequential:
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if on_epoch is not None:
+            on_epoch(epoch, cnn)
     return cnn.eval()
 
 
