@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import torch
 
+from verifier.attack.pgd import descend
+
 Tensor = torch.Tensor
 
 
@@ -85,12 +87,8 @@ def lp_descent(x: Tensor, centre: Tensor, eps: Tensor, p: float, lo: Tensor, hi:
     point, or None to stop. Step lengths (in the norm) shrink geometrically from first_rate · eps to
     final_rate · first_rate · eps; the points after the last step are scored too.
     """
-    x = project(x.detach(), centre, eps, p, lo, hi)
-    for step in range(steps + 1):
-        x = x.detach().requires_grad_(True)
-        loss = step_loss(x, step)
-        if loss is None or step == steps:
-            return
-        (grad,) = torch.autograd.grad(loss.sum(), x) if loss.requires_grad else (torch.zeros_like(x),)
+    def move(x: Tensor, grad: Tensor, step: int) -> Tensor:
         rate = first_rate * (final_rate ** (step / max(1, steps - 1)))
-        x = project(x.detach() - rate * eps.unsqueeze(1) * steepest(grad, p), centre, eps, p, lo, hi)
+        return project(x - rate * eps.unsqueeze(1) * steepest(grad, p), centre, eps, p, lo, hi)
+
+    descend(project(x.detach(), centre, eps, p, lo, hi), steps, step_loss, move)
