@@ -20,9 +20,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from verifier.bounds.ball import LpBall, norm_p
 from verifier.certify import stages as stage_fns
 from verifier.certify.attack import MarginAttack, margin_pgd
-from verifier.bounds.ball import LpBall, norm_p
 from verifier.certify.network import Network, eps_box, into_ball, margin_matrix
 from verifier.certify.records import FALSIFIED, MISCLASSIFIED, TIMEOUT, UNKNOWN, VERIFIED, make_record
 from verifier.certify.stages import BOUND_STAGES, STAGES
