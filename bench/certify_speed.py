@@ -78,7 +78,7 @@ def main() -> None:
         rows.append((stage, time.monotonic() - t, proved / len(x)))
     print(f"{'stage':8s} {'seconds':>8s} {'samples/s':>10s}  result")
     for stage, secs, frac in rows:
-        what = "" if frac is None else (f"{100 * frac:5.1f}% attacked" if stage == "pgd" else f"{100 * frac:5.1f}% proved")
+        what = "" if frac is None else f"{100 * frac:5.1f}% " + ("attacked" if stage == "pgd" else "proved")
         print(f"{stage:8s} {secs:8.3f} {len(x) / max(secs, 1e-9):10.1f}  {what}")
 
 

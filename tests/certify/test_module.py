@@ -38,8 +38,8 @@ def test_module_matches_the_cli_on_its_onnx_file(tmp_path, norm, eps):
     with np.load(data) as d:
         x, y = d["x"][:40], d["y"][:40]
     out = tmp_path / "r.jsonl"
-    res = CliRunner().invoke(main, ["certify", str(path), "--data", str(data), "--eps", eps, "--norm", norm, "--clip",
-                                    "0", "1", "--cascade", "pgd,ibp,crown", "--n", "40", "--json", "--results", str(out)])
+    args = ["--eps", eps, "--norm", norm, "--clip", "0", "1", "--cascade", "pgd,ibp,crown", "--n", "40"]
+    res = CliRunner().invoke(main, ["certify", str(path), "--data", str(data), *args, "--json", "--results", str(out)])
     assert res.exit_code == 0, res.output
     cli = json.loads(res.output)["runs"][0]
     cli_records = sorted((json.loads(line) for line in out.read_text().splitlines()), key=lambda r: r["index"])

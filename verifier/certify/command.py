@@ -211,7 +211,7 @@ def _preload_optimiser() -> None:
 @click.option("--no-check", is_flag=True, help="Skip the onnxruntime equivalence check at load.")
 @click.option("--progress", is_flag=True, help="One line on stderr per batch of samples.")
 def certify(**opts: Any) -> None:
-    """Verified accuracy of MODEL.onnx over a labelled data set, within an L-inf ball of radius eps.
+    """Verified accuracy of MODEL.onnx over a labelled data set, within a ball of radius eps (--norm).
 
     Per sample: clean prediction, then the cascade (PGD, IBP, CROWN, alpha-CROWN, branch and bound) until a
     stage decides it. Exit 0, or 2 when --min-verified-acc is not met; 3 for bad input.
