@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -126,6 +127,119 @@ def export_onnx(mlp: nn.Sequential, path: Path) -> None:
     onnx.save(model, str(path))
 
 
+# ---- The convolutional example (1x8x8 -> conv 8@3x3 -> relu -> conv 16@4x4 stride 2 -> relu -> linear 10) ----
+CNN_INPUT = (1, 8, 8)
+CNN_CONVS = ((8, 3, 1, 1), (16, 4, 2, 1))  # (out channels, kernel, stride, padding) per conv
+CNN_EPOCHS = 30
+
+
+def make_cnn() -> nn.Sequential:
+    """The digits CNN; its first layer unflattens the (B, 64) rows of the data set into 1x8x8 images."""
+    layers: list[nn.Module] = [nn.Unflatten(1, CNN_INPUT)]
+    c, size = CNN_INPUT[0], CNN_INPUT[1]
+    for c_out, k, stride, pad in CNN_CONVS:
+        layers += [nn.Conv2d(c, c_out, k, stride, pad), nn.ReLU()]
+        c, size = c_out, (size + 2 * pad - k) // stride + 1
+    layers += [nn.Flatten(), nn.Linear(c * size * size, SIZES[-1])]
+    return nn.Sequential(*layers)
+
+
+def cnn_graph(cnn: nn.Sequential) -> Graph:
+    """Our Graph of the CNN sharing the torch parameters (so IBP bounds on it are differentiable in them)."""
+    nodes, prev, shape = [Node("x", "input", (), CNN_INPUT)], "x", CNN_INPUT
+    for i, layer in enumerate(cnn):
+        name = f"n{i}"
+        if isinstance(layer, nn.Conv2d):
+            out = layer(torch.zeros((1,) + shape)).shape[1:]
+            attrs = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation,
+                     "groups": layer.groups, "in_shape": shape}
+            nodes.append(Node(name, "conv", (prev,), tuple(out), params={"W": layer.weight, "b": layer.bias},
+                              attrs=attrs))
+            shape = tuple(out)
+        elif isinstance(layer, nn.ReLU):
+            nodes.append(Node(name, "relu", (prev,), shape))
+        elif isinstance(layer, nn.Flatten):
+            shape = (int(np.prod(shape)),)
+            nodes.append(Node(name, "reshape", (prev,), shape, attrs={"shape": shape}))
+        elif isinstance(layer, nn.Linear):
+            shape = (layer.out_features,)
+            nodes.append(Node(name, "linear", (prev,), shape, params={"W": layer.weight, "b": layer.bias}))
+        else:  # the Unflatten: our graph's input is already 1x8x8
+            continue
+        prev = name
+    return Graph(tuple(nodes), "x", prev, (1,) + CNN_INPUT)
+
+
+def train_cnn(x: np.ndarray, y: np.ndarray, certified: bool, epochs: int = CNN_EPOCHS,
+              on_epoch: Optional[Callable[[int, nn.Sequential], None]] = None) -> nn.Sequential:
+    """As `train`, for the CNN: seeded, Adam, eps ramped over the first half, clean + IBP worst-case loss;
+    `on_epoch(epoch, cnn)` is called after each epoch (e.g. to certify it: models/train_with_certify.py)."""
+    torch.manual_seed(SEED)
+    cnn = make_cnn()
+    graph = cnn_graph(cnn)
+    opt = torch.optim.Adam(cnn.parameters(), lr=3e-3)
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    gen = torch.Generator().manual_seed(SEED)
+    for epoch in range(epochs):
+        ramp = min(1.0, epoch / (epochs / 2))
+        cnn.train()
+        for batch in torch.randperm(len(xt), generator=gen).split(64):
+            xb, yb = xt[batch], yt[batch]
+            loss = nn.functional.cross_entropy(cnn(xb), yb)
+            if certified and ramp > 0:
+                loss = (1 - 0.5 * ramp) * loss + 0.5 * ramp * robust_loss(graph, xb, yb, ramp * EPS_TRAIN)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if on_epoch is not None:
+            on_epoch(epoch, cnn)
+    return cnn.eval()
+
+
+def export_cnn_onnx(cnn: nn.Sequential, path: Path) -> None:
+    """Conv/Relu/Flatten/Gemm written with onnx.helper, input 'input' of shape [batch, 1, 8, 8]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, prev = [], [], "input"
+    layers = [layer for layer in cnn if not isinstance(layer, nn.Unflatten)]
+    for i, layer in enumerate(layers):
+        out = "output" if i == len(layers) - 1 else f"h{i}"
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            inits += [numpy_helper.from_array(layer.weight.detach().numpy(), f"W{i}"),
+                      numpy_helper.from_array(layer.bias.detach().numpy(), f"b{i}")]
+        if isinstance(layer, nn.Conv2d):
+            nodes.append(helper.make_node("Conv", [prev, f"W{i}", f"b{i}"], [out], name=f"conv{i}",
+                                          kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                                          pads=list(layer.padding) * 2))
+        elif isinstance(layer, nn.Linear):
+            nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [out], name=f"fc{i}", transB=1))
+        elif isinstance(layer, nn.Flatten):
+            nodes.append(helper.make_node("Flatten", [prev], [out], name=f"flatten{i}", axis=1))
+        else:
+            nodes.append(helper.make_node("Relu", [prev], [out], name=f"relu{i}"))
+        prev = out
+    graph = helper.make_graph(nodes, path.stem, [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                               ["batch", *CNN_INPUT])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", SIZES[-1]])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="verifier-examples")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def main_cnn(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
+    """Train and export models/digits_cnn.onnx (plain) and models/digits_cnn_ibp.onnx (IBP-trained)."""
+    for name, certified in (("digits_cnn", False), ("digits_cnn_ibp", True)):
+        t = time.monotonic()
+        cnn = train_cnn(x_train, y_train, certified)
+        with torch.no_grad():
+            acc = (cnn(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
+        export_cnn_onnx(cnn, ROOT / f"{name}.onnx")
+        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     x_train, x_test, y_train, y_test = load_split()
@@ -137,6 +251,7 @@ def main() -> None:
             acc = (mlp(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
         export_onnx(mlp, ROOT / f"{name}.onnx")
         print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx")
+    main_cnn(x_train, y_train, x_test, y_test)
     print(f"test split: {len(y_test)} samples -> models/digits_test.npz")
 
 

@@ -20,4 +20,11 @@ def verify(model: Any, spec: Any, **options: Any) -> "Result":
     return _verify(model, spec, **options)
 
 
-__all__ = ["__version__", "verify"]
+def certify_module(module: Any, x: Any, y: Any, eps: Any, **options: Any) -> dict:
+    """Verified accuracy of a torch module over samples x, y at eps; see `verifier.certify.module`."""
+    from verifier.certify.module import certify_module as _certify_module
+
+    return _certify_module(module, x, y, eps, **options)
+
+
+__all__ = ["__version__", "certify_module", "verify"]

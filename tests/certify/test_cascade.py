@@ -21,9 +21,9 @@ def calls(monkeypatch):
     seen: list[tuple[str, int]] = []
     original = stages.bound_rows
 
-    def counting(stage, graph, lower, upper, C, deadline=None):
+    def counting(stage, graph, lower, upper, C, deadline=None, ball=None):
         seen.append((stage, lower.shape[0]))
-        return original(stage, graph, lower, upper, C, deadline)
+        return original(stage, graph, lower, upper, C, deadline, ball)
 
     monkeypatch.setattr(stages, "bound_rows", counting)
     return seen
@@ -88,7 +88,7 @@ def test_branch_and_bound_decides_what_bounds_leave_open(net, tiny):
 
 
 def test_time_budget_turns_open_samples_into_timeouts(net, tiny, monkeypatch):
-    def slow(stage, graph, lower, upper, C, deadline=None):
+    def slow(stage, graph, lower, upper, C, deadline=None, ball=None):
         import time
         time.sleep(0.05)
         return torch.full((lower.shape[0], C.shape[1]), -1.0)
@@ -104,7 +104,7 @@ def test_thin_proofs_are_redone_in_float64(net, tiny, monkeypatch):
     """A float32 bound barely above 0 counts only if the float64 bound agrees."""
     real = stages.bound_rows
 
-    def fake(stage, graph, lower, upper, C, deadline=None):
+    def fake(stage, graph, lower, upper, C, deadline=None, ball=None):
         if lower.dtype == torch.float64:
             return real(stage, graph, lower, upper, C, deadline)
         return torch.full((lower.shape[0], C.shape[1]), 1e-6)  # "proved", but thinly

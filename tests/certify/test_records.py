@@ -31,7 +31,7 @@ def test_records_append_and_resume(tmp_path):
     f.append(_rec(0))
     f.append(_rec(1))
     lines = path.read_text().splitlines()  # flushed at once, before close
-    assert len(lines) == 2 and set(json.loads(lines[0])) == set(FIELDS)
+    assert len(lines) == 2 and set(json.loads(lines[0])) == set(FIELDS) | {"norm"}  # norm: optional on resume
     assert json.loads(lines[0])["margin_ub"] is None  # inf is not JSON: recorded as null
     f.close()
     with pytest.raises(InputError, match="exists: pass --resume"):

@@ -132,14 +132,25 @@ def sign_descent(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int
     scored too.
     """
     width = hi - lo
+
+    def move(x: torch.Tensor, grad: torch.Tensor, step: int) -> torch.Tensor:
+        rate = 0.1 * (final_rate ** (step / max(1, steps - 1)))
+        return torch.minimum(torch.maximum(x - rate * width * grad.sign(), lo), hi)
+
+    descend(x, steps, step_loss, move)
+
+
+def descend(x: torch.Tensor, steps: int, step_loss: Callable[[torch.Tensor, int], Optional[torch.Tensor]],
+            move: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> None:
+    """The loop of projected gradient descent: score x with `step_loss(x, step)` (None stops), then
+    x = move(x, gradient of the summed loss, step); the points after the last step are scored too."""
     for step in range(steps + 1):
         x = x.detach().requires_grad_(True)
         loss = step_loss(x, step)
         if loss is None or step == steps:
             return
         (grad,) = torch.autograd.grad(loss.sum(), x) if loss.requires_grad else (torch.zeros_like(x),)
-        rate = 0.1 * (final_rate ** (step / max(1, steps - 1)))
-        x = torch.minimum(torch.maximum(x.detach() - rate * width * grad.sign(), lo), hi)
+        x = move(x.detach(), grad, step)
 
 
 def _targets(r: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

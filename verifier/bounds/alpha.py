@@ -21,6 +21,7 @@ import torch
 
 from verifier.bounds.activations import default_s_shape_relax
 from verifier.bounds.adam import Adam
+from verifier.bounds.ball import LpBall
 from verifier.bounds.box import Box
 from verifier.bounds.crown import MAX_PASS_ELEMENTS, crown, relaxed_inputs, unit_rows
 from verifier.bounds.ops import default_relu_alpha
@@ -73,8 +74,8 @@ def initial_alphas(graph: Graph, intermediate: Mapping[str, Box], k: int) -> dic
 def alpha_crown(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, *,
                 config: AlphaConfig = AlphaConfig(), deadline: Optional[float] = None,
                 intermediate: Optional[Mapping[str, Box]] = None,
-                init: Optional[Mapping[str, Tensor]] = None) -> AlphaResult:
-    """Lower bounds of C @ f(x) over [lower, upper], at least as tight as CROWN's.
+                init: Optional[Mapping[str, Tensor]] = None, ball: Optional[LpBall] = None) -> AlphaResult:
+    """Lower bounds of C @ f(x) over [lower, upper] (∩ `ball`), at least as tight as CROWN's.
 
     `intermediate` boxes are used as they are (not tightened); `init` warm-starts the parameters (e.g.
     from a parent subproblem; shapes as `initial_alphas`); `deadline` (time.monotonic()) stops the
@@ -84,10 +85,10 @@ def alpha_crown(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, *,
     improve when the box shrinks), which keeps that bound.
     """
     with torch.no_grad():
-        base = crown(graph, lower, upper, C, intermediate=intermediate, need_upper=False)
+        base = crown(graph, lower, upper, C, intermediate=intermediate, need_upper=False, ball=ball)
     inter = {name: (l.detach(), u.detach()) for name, (l, u) in base.intermediate.items()}
     if config.iterations > 0 and config.intermediate_ops:
-        inter = _tighten_intermediate(graph, lower, upper, inter, config, deadline, set(intermediate or ()))
+        inter = _tighten_intermediate(graph, lower, upper, inter, config, deadline, set(intermediate or ()), ball)
     k = base.lb.shape[1]
     alphas = {n: a.detach().clone().requires_grad_(True)
               for n, a in (dict(init) if init is not None else initial_alphas(graph, inter, k)).items()}
@@ -99,7 +100,7 @@ def alpha_crown(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, *,
     for _ in range(config.iterations):
         if deadline is not None and time.monotonic() > deadline:
             break
-        lb = crown(graph, lower, upper, C, intermediate=inter, alphas=alphas, need_upper=False).lb
+        lb = crown(graph, lower, upper, C, intermediate=inter, alphas=alphas, need_upper=False, ball=ball).lb
         _keep_best(best_lb, best_alphas, lb.detach(), alphas)
         opt.zero_grad()
         (-lb.sum()).backward()
@@ -108,7 +109,7 @@ def alpha_crown(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, *,
             for a in alphas.values():
                 a.clamp_(0.0, 1.0)  # the valid range of every parameter (slopes and tangent points)
     with torch.no_grad():
-        lb = crown(graph, lower, upper, C, intermediate=inter, alphas=alphas, need_upper=False).lb
+        lb = crown(graph, lower, upper, C, intermediate=inter, alphas=alphas, need_upper=False, ball=ball).lb
         _keep_best(best_lb, best_alphas, lb, alphas)
     return AlphaResult(best_lb, best_alphas, inter)
 
@@ -124,7 +125,8 @@ def _keep_best(best_lb: Tensor, best_alphas: dict[str, Tensor], lb: Tensor, alph
 
 
 def _tighten_intermediate(graph: Graph, lower: Tensor, upper: Tensor, inter: dict[str, Box],
-                          config: AlphaConfig, deadline: Optional[float], fixed: set[str]) -> dict[str, Box]:
+                          config: AlphaConfig, deadline: Optional[float], fixed: set[str],
+                          ball: Optional[LpBall] = None) -> dict[str, Box]:
     """inter with the inputs of `config.intermediate_ops` nodes tightened in topological order, each
     by alpha-CROWN on the graph cut at that node (its neurons' upper and lower bounds as the rows, on
     the already tightened boxes before it), intersected with its CROWN box. `fixed` boxes stay as
@@ -141,12 +143,13 @@ def _tighten_intermediate(graph: Graph, lower: Tensor, upper: Tensor, inter: dic
             break
         cut = Graph(graph.nodes[: order[name] + 1], graph.input_name, name)
         before = {n: box for n, box in out.items() if order[n] < order[name]}
-        out[name] = _alpha_neuron_bounds(cut, node, lower, upper, out[name], before, inner, deadline)
+        out[name] = _alpha_neuron_bounds(cut, node, lower, upper, out[name], before, inner, deadline, ball)
     return out
 
 
 def _alpha_neuron_bounds(cut: Graph, node: Node, lower: Tensor, upper: Tensor, box: Box,
-                         before: Mapping[str, Box], config: AlphaConfig, deadline: Optional[float]) -> Box:
+                         before: Mapping[str, Box], config: AlphaConfig, deadline: Optional[float],
+                         ball: Optional[LpBall] = None) -> Box:
     """box (B, *node.shape) intersected with alpha-CROWN bounds of the output neurons of `cut` (its
     output is `node`) that are not already points in every batch element, in chunks of rows small
     enough for MAX_PASS_ELEMENTS."""
@@ -158,7 +161,7 @@ def _alpha_neuron_bounds(cut: Graph, node: Node, lower: Tensor, upper: Tensor, b
     for part in rows.split(chunk):
         E = unit_rows(part, n, l)
         lb = alpha_crown(cut, lower, upper, torch.cat([E, -E]), config=config, deadline=deadline,
-                         intermediate=before).lb.detach()
+                         intermediate=before, ball=ball).lb.detach()
         lo, hi = lb[:, : part.numel()], -lb[:, part.numel():]
         l = l.index_copy(1, part, torch.maximum(l[:, part], lo))
         u = u.index_copy(1, part, torch.minimum(u[:, part], hi))

@@ -7,21 +7,23 @@ from typing import Optional
 
 import torch
 
+from verifier.bounds.ball import LpBall, ball_of, with_ball
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
 Box = tuple[Tensor, Tensor]
 
 
-def input_box(graph: Graph, lower: Tensor, upper: Tensor) -> Box:
-    """The input box as (B, *graph.input_shape) tensors; flat (B, n_inputs) boxes are reshaped."""
+def input_box(graph: Graph, lower: Tensor, upper: Tensor, ball: Optional[LpBall] = None) -> Box:
+    """The input box as (B, *graph.input_shape) tensors; flat (B, n_inputs) boxes are reshaped. With an
+    Lp ball, the box carries it (`ball.BallBox`): the input set is then ball ∩ box."""
     if lower.shape != upper.shape:
         raise ValueError(f"lower {tuple(lower.shape)} and upper {tuple(upper.shape)} differ in shape")
     if lower.dim() < 1 or math.prod(lower.shape[1:]) != graph.n_inputs:
         raise ValueError(f"input box of shape {tuple(lower.shape)} does not hold batches of "
                          f"{graph.n_inputs} inputs")
     shape = (lower.shape[0],) + graph.input_shape
-    return lower.reshape(shape), upper.reshape(shape)
+    return with_ball((lower.reshape(shape), upper.reshape(shape)), ball)
 
 
 def on_device_of(graph: Graph, like: Tensor) -> Graph:
@@ -53,11 +55,16 @@ def concretize_lower(A: Tensor, box: Box) -> Tensor:
     """min over the box of sum(A * x) per batch element and row: A+ . l + A- . u, computed as
     A . l + A- . (u - l), one pass fewer over A (the largest tensor of CROWN, at the input).
 
-    A is (B or 1, R, *s), the box tensors (B, *s); returns (B, R).
+    A is (B or 1, R, *s), the box tensors (B, *s); returns (B, R). A box that carries an Lp ball
+    (`ball.BallBox`, the input set ball ∩ box) gets the larger of the box's and the ball's (dual norm)
+    lower bound: both are sound for the intersection.
     """
     l, u = (t.flatten(1) for t in box)
     A = A.flatten(2)
     out = dot_rows(A, l) + dot_rows(A.clamp(max=0), u - l)
+    ball = ball_of(box)
+    if ball is not None:
+        out = torch.maximum(out, ball.lower(A))
     return out.expand(l.shape[0], A.shape[1])
 
 

@@ -15,6 +15,7 @@ from typing import Callable, Mapping, Optional
 import torch
 
 from verifier.bounds.backward import bound_rows, lower_rows, rule_for
+from verifier.bounds.ball import LpBall, take_rows
 from verifier.bounds.box import Box, best_of, input_box, objective_matrix, on_device_of
 from verifier.bounds.forward import ForwardPass, supports_forward
 from verifier.bounds.ibp import ibp_objective, propagate_intervals
@@ -32,8 +33,10 @@ class CrownResult:
 
 def crown(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None, *,
           intermediate: Optional[Mapping[str, Box]] = None,
-          alphas: Optional[Mapping[str, Tensor]] = None, need_upper: bool = True) -> CrownResult:
-    """CROWN bounds of C @ f(x) over the box [lower, upper].
+          alphas: Optional[Mapping[str, Tensor]] = None, need_upper: bool = True,
+          ball: Optional[LpBall] = None) -> CrownResult:
+    """CROWN bounds of C @ f(x) over the box [lower, upper] (intersected with `ball` when given: every
+    backward pass is then concretised at the input over the ball too, see `ball`).
 
     lower/upper: (B, *input_shape) or (B, n_inputs); their dtype/device are used throughout.
     C: (k, n_outputs) shared by the batch, or (B, k, n_outputs); None = identity over outputs.
@@ -44,7 +47,7 @@ def crown(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None
         rows, then the k upper-bound rows) when need_upper, else R = k. Missing: CROWN's adaptive
         choice. Intermediate bounds always use the adaptive choice.
     """
-    graph, boxes, C = _prepare(graph, lower, upper, C, intermediate, alphas)
+    graph, boxes, C = _prepare(graph, lower, upper, C, intermediate, alphas, ball)
     lb, ub = bound_rows(graph, graph.output_name, C, boxes, {graph.input_name}, alphas, need_upper)
     return CrownResult(lb=lb, ub=ub, intermediate={n: boxes[n] for n in relaxed_inputs(graph)})
 
@@ -52,14 +55,15 @@ def crown(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None
 def crown_with_input_coefficients(graph: Graph, lower: Tensor, upper: Tensor,
                                   C: Optional[Tensor] = None, *,
                                   intermediate: Optional[Mapping[str, Box]] = None,
-                                  alphas: Optional[Mapping[str, Tensor]] = None) -> tuple[Tensor, Tensor]:
+                                  alphas: Optional[Mapping[str, Tensor]] = None,
+                                  ball: Optional[LpBall] = None) -> tuple[Tensor, Tensor]:
     """CROWN lower bounds lb (B, k) of C @ f(x) with the coefficients A (B, k, n_inputs) of the linear
     lower bound behind them (on the flattened input): C @ f(x) >= A x + lb - min_box(A x) on the box.
 
     Input-split branch and bound ranks the dims to split by |A| x width. Arguments as for `crown`
     with need_upper=False (so alphas cover k rows).
     """
-    graph, boxes, C = _prepare(graph, lower, upper, C, intermediate, alphas)
+    graph, boxes, C = _prepare(graph, lower, upper, C, intermediate, alphas, ball)
     lb, reached = lower_rows(graph, graph.output_name, C, boxes, {graph.input_name}, alphas)
     A = reached.get(graph.input_name)
     if A is None:  # an output that does not depend on the input
@@ -67,29 +71,31 @@ def crown_with_input_coefficients(graph: Graph, lower: Tensor, upper: Tensor,
     return lb, A.flatten(2).expand(lb.shape[0], -1, -1)
 
 
-def intermediate_bounds(graph: Graph, lower: Tensor, upper: Tensor) -> dict[str, Box]:
+def intermediate_bounds(graph: Graph, lower: Tensor, upper: Tensor,
+                        ball: Optional[LpBall] = None) -> dict[str, Box]:
     """The boxes CROWN uses on the inputs of the relaxed nodes (what `intermediate=` takes back)."""
-    _, boxes, _ = _prepare(graph, lower, upper, None, None, None)
+    _, boxes, _ = _prepare(graph, lower, upper, None, None, None, ball)
     return {n: boxes[n] for n in relaxed_inputs(graph)}
 
 
 def _prepare(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor],
              intermediate: Optional[Mapping[str, Box]], alphas: Optional[Mapping[str, Tensor]],
-             ) -> tuple[Graph, dict[str, Box], Tensor]:
+             ball: Optional[LpBall] = None) -> tuple[Graph, dict[str, Box], Tensor]:
     """The graph on the box's device/dtype, every node's box and the objective matrix."""
     graph = on_device_of(graph, lower)
     relaxed = {n.name for n in graph.nodes if n.op != "input" and not rule_for(n).affine}
     unknown = set(alphas or {}) - relaxed
     if unknown:
         raise ValueError(f"alphas given for {sorted(unknown)}, which are not relaxed (non-affine) nodes")
-    box = input_box(graph, lower, upper)
+    box = input_box(graph, lower, upper, ball)
     return graph, _boxes_with_intermediate(graph, box, intermediate or {}), objective_matrix(graph, C, box[0])
 
 
-def crown_objective(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None) -> Box:
+def crown_objective(graph: Graph, lower: Tensor, upper: Tensor, C: Optional[Tensor] = None,
+                    ball: Optional[LpBall] = None) -> Box:
     """Per row, the tighter of the CROWN and the IBP bounds of C @ f(x): (lb, ub), each (B, k)."""
-    result = crown(graph, lower, upper, C)
-    return best_of((result.lb, result.ub), ibp_objective(graph, lower, upper, C))
+    result = crown(graph, lower, upper, C, ball=ball)
+    return best_of((result.lb, result.ub), ibp_objective(graph, lower, upper, C, ball=ball))
 
 
 def relaxed_inputs(graph: Graph) -> dict[str, list[Node]]:
@@ -195,7 +201,7 @@ def pair_bounds(graph: Graph, node: Node, pairs: Tensor, boxes: Mapping[str, Box
     lows, ups = [], []
     for part in pairs.split(chunk):
         at = part[:, 0]
-        sub = {name: (b[0][at], b[1][at]) for name, b in used.items()}
+        sub = {name: take_rows(b, at) for name, b in used.items()}
         C = unit_rows(part[:, 1], math.prod(node.shape), like).reshape((part.shape[0], 1) + node.shape)
         lb, ub = bound_rows(graph, node.name, C, sub, {graph.input_name})
         lows.append(lb[:, 0])

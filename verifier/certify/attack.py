@@ -3,6 +3,7 @@
 `verifier.attack.pgd` attacks one box at a time; certifying a test set needs thousands of boxes, so here
 every sample's restarts share one batch. The objective is the margin min_j (f_y - f_j) (rows of C);
 a point with margin <= 0 is a candidate, which `cascade` confirms on onnxruntime before it counts.
+Over an L1 / L2 ball (∩ the box) the steps are that norm's steepest-descent steps (`verifier.attack.lp`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Optional
 
 import torch
 
+from verifier.attack.lp import lp_descent, random_in_ball
 from verifier.attack.pgd import sign_descent
+from verifier.bounds.ball import LpBall, is_box_norm
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
@@ -31,20 +34,28 @@ def margins(graph: Graph, x: Tensor, C: Tensor) -> Tensor:
 
 
 def margin_pgd(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor,
-               config: MarginAttack = MarginAttack()) -> tuple[Tensor, Tensor]:
-    """The lowest-margin point found per sample in [lower, upper] (B, n), and its margin on our graph.
+               config: MarginAttack = MarginAttack(), ball: Optional[LpBall] = None) -> tuple[Tensor, Tensor]:
+    """The lowest-margin point found per sample in [lower, upper] (B, n) (∩ `ball`), and its margin on our graph.
 
-    Signed-gradient steps (`sign_descent`) shrinking geometrically from 10% of the box width to 0.01%,
-    restarts in one batch;
-    the batch stops early once every sample has a point with margin <= 0.
+    Signed-gradient steps (`sign_descent`) shrinking geometrically from 10% of the box width to 0.01%
+    (over an L1 / L2 ball: steepest steps of its norm from a quarter of eps, `lp_descent`), restarts in
+    one batch; the first start of each sample is its box centre (ball centre), the others random.
+    The batch stops early once every sample has a point with margin <= 0.
     """
     B, n = lower.shape
     r = max(1, config.restarts)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     lo, hi = lower.repeat_interleave(r, 0), upper.repeat_interleave(r, 0)
-    starts = torch.rand((B * r, n), generator=gen, dtype=lower.dtype).to(lower.device)
-    starts[::r] = 0.5
-    x = lo + starts * (hi - lo)
+    if is_box_norm(ball):
+        starts = torch.rand((B * r, n), generator=gen, dtype=lower.dtype).to(lower.device)
+        starts[::r] = 0.5
+        x = lo + starts * (hi - lo)
+    else:
+        assert ball is not None
+        centre, eps = ball.centre.repeat_interleave(r, 0), ball.eps.repeat_interleave(r, 0)
+        offsets = random_in_ball(B * r, n, ball.p, gen, lower.dtype).to(lower.device)
+        offsets[::r] = 0
+        x = centre + eps.unsqueeze(1) * offsets
     Cr = C.repeat_interleave(r, 0)
     best_x, best = x.clone(), torch.full((B * r,), float("inf"), dtype=lower.dtype, device=lower.device)
 
@@ -55,7 +66,11 @@ def margin_pgd(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor,
         best_x.copy_(torch.where(better.unsqueeze(1), x.detach(), best_x))
         return None if bool((best.reshape(B, r).amin(1) <= 0).all()) else obj
 
-    sign_descent(x, lo, hi, config.steps, 1e-3, step_loss)
+    if is_box_norm(ball):
+        sign_descent(x, lo, hi, config.steps, 1e-3, step_loss)
+    else:
+        assert ball is not None
+        lp_descent(x, centre, eps, ball.p, lo, hi, config.steps, step_loss)
     per_sample = best.reshape(B, r)
     pick = per_sample.argmin(1)
     rows = torch.arange(B, device=lower.device) * r + pick

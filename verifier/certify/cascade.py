@@ -4,9 +4,15 @@ Each sample leaves at the first stage that decides it: misclassified (counted, n
 (an attack point whose margin is <= 0 on our graph and again on onnxruntime), or verified (a lower bound of
 every margin f_y - f_j above 0). The batched stages run over the samples still open in a chunk at once,
 and their time is shared equally among those samples; a sample whose time is used up leaves as `timeout`.
+
+Over an L1 / L2 ball (`norm`), the region is ball ∩ (the ball's bounding box ∩ clip): the bound stages
+concretise over both (see `verifier.bounds.ball`), PGD takes that norm's steps, a counterexample must lie in
+the exact float64 ball, and branch and bound is not run (`stages_for_norm`): its input splitting is L-inf
+only, and its ReLU splitting runs on boxes.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -14,9 +20,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from verifier.bounds.ball import LpBall, norm_p
 from verifier.certify import stages as stage_fns
 from verifier.certify.attack import MarginAttack, margin_pgd
-from verifier.certify.network import Network, eps_box, margin_matrix
+from verifier.certify.network import Network, eps_box, into_ball, margin_matrix
 from verifier.certify.records import FALSIFIED, MISCLASSIFIED, TIMEOUT, UNKNOWN, VERIFIED, make_record
 from verifier.certify.stages import BOUND_STAGES, STAGES
 
@@ -27,6 +34,7 @@ Emit = Callable[[dict[str, Any]], None]
 class CascadeConfig:
     eps: float
     clip: Optional[tuple[float, float]] = None
+    norm: str = "linf"  # linf, l2 or l1
     stages: tuple[str, ...] = STAGES
     timeout: float = 10.0  # seconds per sample, batched stages counted at their share
     batch: int = 128  # samples per batched pass
@@ -48,6 +56,14 @@ def check_stages(names: Sequence[str]) -> tuple[str, ...]:
     if len(set(names)) != len(names) or list(names) != sorted(names, key=STAGES.index):
         raise InputError(f"--cascade: stages must appear once each, in the order {','.join(STAGES)}")
     return names
+
+
+def stages_for_norm(stages: Sequence[str], norm: str) -> tuple[str, ...]:
+    """The stages that run for this norm: branch and bound is L-inf only (input splitting bisects the box,
+    and the ReLU-split engine bounds boxes), so it is dropped for L1 / L2 balls."""
+    if norm == "linf":
+        return tuple(stages)
+    return tuple(s for s in stages if s != "bab")
 
 
 class _Chunk:
@@ -76,7 +92,7 @@ class _Chunk:
             self.open[i] = False
             self.emit(make_record(self.indices[i], self.labels[i], self.prediction[i], self.config.eps, stage,
                                   verdict, float(self.rows_lb[i].min()), float(self.margin_ub[i]),
-                                  {k: float(v[i]) for k, v in self.times.items()}, self.model))
+                                  {k: float(v[i]) for k, v in self.times.items()}, self.model, self.config.norm))
 
 
 def certify_chunk(net: Network, x: np.ndarray, labels: np.ndarray, indices: Sequence[int], config: CascadeConfig,
@@ -85,6 +101,8 @@ def certify_chunk(net: Network, x: np.ndarray, labels: np.ndarray, indices: Sequ
     c = _Chunk(net, x, labels, indices, config, emit, model)
     _clean(c)
     box = eps_box(x, config.eps, config.clip, net.dtype, net.device)
+    p = norm_p(config.norm)
+    ball = None if math.isinf(p) else LpBall.around(x, config.eps, p, net.dtype, net.device)
     C = margin_matrix(labels, net.n_outputs, net.dtype, net.device)
     for stage in config.stages:
         who = np.flatnonzero(c.open)
@@ -94,10 +112,10 @@ def certify_chunk(net: Network, x: np.ndarray, labels: np.ndarray, indices: Sequ
         if len(who) == 0:
             break
         if stage == "pgd":
-            _attack(c, who, box, C)
+            _attack(c, who, box, C, ball)
         elif stage in BOUND_STAGES:
-            _bound(c, stage, who, box, C)
-        else:
+            _bound(c, stage, who, box, C, ball)
+        elif ball is None:
             _bab(c, who, box)
     rest = np.flatnonzero(c.open)
     c.close(np.array([i for i in rest if c.spent(i) >= config.timeout], dtype=np.int64), None, TIMEOUT)
@@ -122,21 +140,24 @@ def _margins(y: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return own - others.max(axis=1)
 
 
-def _attack(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor) -> None:
+def _attack(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor, ball: Optional[LpBall]) -> None:
     """Batched PGD; a point with margin <= 0 on our graph is replayed on onnxruntime and counts if it
-    holds there too."""
+    holds there too (and, over a ball, lies in the exact float64 ball)."""
     from verifier.attack.replay import snap_into_box
 
     t = time.monotonic()
     lower, upper, lo64, hi64 = box
     sel = torch.as_tensor(who, device=lower.device)
     xs, found = margin_pgd(c.net.graph, lower[sel], upper[sel], C[sel],
-                           MarginAttack(c.config.attack.restarts, c.config.attack.steps, c.config.seed))
+                           MarginAttack(c.config.attack.restarts, c.config.attack.steps, c.config.seed),
+                           None if ball is None else ball.take(sel))
     falsified = []
     for k in np.flatnonzero(found.cpu().numpy() <= 0):
         i = who[k]
         x32 = snap_into_box(xs[k].detach().cpu().double().numpy(), lo64[i], hi64[i])
-        if np.any(x32 < lo64[i]) or np.any(x32 > hi64[i]):
+        if ball is not None:
+            x32 = into_ball(x32, c.x[i], c.config.eps, ball.p, lo64[i], hi64[i])
+        if x32 is None or np.any(x32 < lo64[i]) or np.any(x32 > hi64[i]):
             continue  # no float32 point there
         y = c.net.runner(x32)
         margin = float(_margins(y[None], np.array([c.labels[i]]))[0])
@@ -147,14 +168,15 @@ def _attack(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor) -> None:
     c.close(np.array(falsified, dtype=np.int64), "pgd", FALSIFIED)
 
 
-def _bound(c: _Chunk, stage: str, who: np.ndarray, box: tuple, C: torch.Tensor) -> None:
+def _bound(c: _Chunk, stage: str, who: np.ndarray, box: tuple, C: torch.Tensor, ball: Optional[LpBall]) -> None:
     """One batched bound stage; per row the best bound of the stages so far is kept (all are sound)."""
     t = time.monotonic()
     lower, upper = box[0], box[1]
     sel = torch.as_tensor(who, device=lower.device)
     budget = min(c.config.timeout - c.spent(i) for i in who)
     rows = stage_fns.checked_rows(stage, c.net.graph, c.net.graph64, lower[sel], upper[sel], C[sel],
-                                  c.config.thin_below, deadline=time.monotonic() + budget)
+                                  c.config.thin_below, deadline=time.monotonic() + budget,
+                                  ball=None if ball is None else ball.take(sel))
     c.rows_lb[who] = np.maximum(c.rows_lb[who], rows)
     c.charge(stage, who, time.monotonic() - t)
     c.close(who[c.rows_lb[who].min(axis=1) > 0], stage, VERIFIED)

@@ -58,12 +58,14 @@ def _threshold(text: Optional[str]) -> Optional[float]:
 
 
 def _parse(opts: dict[str, Any]) -> CertifyRequest:
-    from verifier.certify.cascade import check_stages
-    from verifier.certify.eps import parse_eps, parse_number, parse_shard, parse_sweep, parse_values
+    from verifier.certify.cascade import check_stages, stages_for_norm
+    from verifier.certify.eps import parse_eps, parse_norm, parse_number, parse_shard, parse_sweep, parse_values
     from verifier.errors import InputError
 
-    if opts["norm"].lower() not in ("linf", "inf", "l_inf"):
-        raise InputError(f"--norm {opts['norm']}: only linf (L-infinity balls) is supported")
+    norm = parse_norm(opts["norm"])
+    stages = stages_for_norm(check_stages(opts["cascade"].split(",")), norm)
+    if not stages:
+        raise InputError(f"--cascade {opts['cascade']}: branch and bound is L-inf only; add pgd, ibp, crown or alpha")
     if (opts["eps"] is None) == (opts["eps_sweep"] is None):
         raise InputError("give exactly one of --eps E and --eps-sweep START:STOP:COUNT")
     radii = (parse_eps(opts["eps"]),) if opts["eps"] is not None else tuple(parse_sweep(opts["eps_sweep"]))
@@ -77,12 +79,12 @@ def _parse(opts: dict[str, Any]) -> CertifyRequest:
         if clip[0] > clip[1]:
             raise InputError(f"--clip {clip[0]:g} {clip[1]:g}: the lower end is above the upper end")
     return CertifyRequest(
-        model=opts["model"], data=opts["data"], labels=opts["labels"], radii=radii, norm="linf",
+        model=opts["model"], data=opts["data"], labels=opts["labels"], radii=radii, norm=norm,
         mean=parse_values(opts["mean"], "--mean") if opts["mean"] is not None else None,
         std=parse_values(opts["std"], "--std") if opts["std"] is not None else None,
         clip=clip, n=opts["n"], start=opts["start"],
         shard=parse_shard(opts["shard"]) if opts["shard"] is not None else None,
-        stages=check_stages(opts["cascade"].split(",")), timeout=opts["timeout"], batch=opts["batch"],
+        stages=stages, timeout=opts["timeout"], batch=opts["batch"],
         pgd_steps=opts["pgd_steps"], pgd_restarts=opts["pgd_restarts"], device=opts["device"], seed=opts["seed"],
         results=opts["results"], resume=opts["resume"], min_verified_acc=_threshold(opts["min_verified_acc"]),
         tightness="tightness" in opts["report"], check=not opts["no_check"])
@@ -90,21 +92,30 @@ def _parse(opts: dict[str, Any]) -> CertifyRequest:
 
 def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
     """Load, run the cascade on every selected sample not yet recorded, at every radius; the summary document."""
+    from verifier.certify.data import load_dataset
+
+    return certify_dataset(req, load_dataset(req.data, req.labels), progress)[0]
+
+
+def certify_dataset(req: CertifyRequest, data: Any, progress: bool = False,
+                    cache: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`run_certify` on a loaded `data.Dataset` (req.data only names it): the summary document and the
+    records of the selected samples (every radius, in selection order). cache=False keeps the converted
+    model out of the graph cache (a model certified once, e.g. one epoch of a training run)."""
     import numpy as np
 
     from verifier.certify.attack import MarginAttack
     from verifier.certify.cascade import CascadeConfig, certify_chunk
-    from verifier.certify.data import check_fits, load_dataset
+    from verifier.certify.data import check_fits
     from verifier.certify.network import Normalisation, check_against_onnxruntime, load_network
     from verifier.certify.records import ResultsFile, check_labels, select
     from verifier.certify.summary import document, summarise
 
     start = time.monotonic()
-    data = load_dataset(req.data, req.labels)
     indices = select(len(data), req.start, req.n, req.shard)
     x = data.x.reshape(len(data), -1)
     norm = Normalisation(req.mean, req.std) if req.mean is not None and req.std is not None else None
-    net = load_network(req.model, norm, req.device)
+    net = load_network(req.model, norm, req.device, cache=cache)
     check_fits(data, net.n_inputs, net.n_outputs, req.model)
     if req.check:
         check_against_onnxruntime(net, x[indices])
@@ -115,12 +126,13 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
     sha = net.model.sha256[:16]
     if {"alpha", "bab"} & set(req.stages):
         _preload_optimiser()
-    results = ResultsFile(req.results, req.resume, sha)
+    results = ResultsFile(req.results, req.resume, sha, req.norm)
     check_labels(results.records, data.y, str(req.results))
-    runs = []
+    runs, records = [], []
     try:
         for eps in req.radii:
-            config = CascadeConfig(eps=eps, clip=req.clip, stages=req.stages, timeout=req.timeout, batch=req.batch,
+            config = CascadeConfig(eps=eps, clip=req.clip, norm=req.norm, stages=req.stages, timeout=req.timeout,
+                                   batch=req.batch,
                                    attack=MarginAttack(req.pgd_restarts, req.pgd_steps, req.seed), seed=req.seed)
             done = results.done(eps)
             todo = [i for i in indices if i not in done]
@@ -130,21 +142,24 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
                 if progress:
                     click.echo(f"eps {eps:.4g}: {min(s + req.batch, len(todo))}/{len(todo)} samples", err=True)
             mine = results.done(eps)
+            records += [mine[i] for i in indices]
             run = summarise([mine[i] for i in indices], eps, req.stages)
             if req.tightness:
                 from verifier.certify.tightness import tightness_report
 
-                run["tightness"] = tightness_report(net, x[indices], data.y[indices], eps, req.clip, req.batch)
+                run["tightness"] = tightness_report(net, x[indices], data.y[indices], eps, req.clip, req.batch,
+                                                    req.norm)
             runs.append(run)
     finally:
         results.close()
     shard = None if req.shard is None else f"{req.shard[0]}/{req.shard[1]}"
     selection = {"start": req.start, "n": req.n, "shard": shard, "samples": len(indices)}
     normalisation = None if norm is None else {"mean": list(norm.mean), "std": list(norm.std)}
-    return document(model=req.model, model_sha256=net.model.sha256, data=data.source, selection=selection,
-                    norm=req.norm, normalisation=normalisation, clip=req.clip, stages=req.stages,
-                    timeout=req.timeout, runs=runs, min_verified_acc=req.min_verified_acc,
-                    wall=time.monotonic() - start)
+    doc = document(model=req.model, model_sha256=net.model.sha256, data=data.source, selection=selection,
+                   norm=req.norm, normalisation=normalisation, clip=req.clip, stages=req.stages,
+                   timeout=req.timeout, runs=runs, min_verified_acc=req.min_verified_acc,
+                   wall=time.monotonic() - start)
+    return doc, records
 
 
 def _preload_optimiser() -> None:
@@ -158,14 +173,15 @@ def _preload_optimiser() -> None:
         pass
 
 
-@click.command("certify", short_help="Verified accuracy of a classifier over a data set at eps (L-inf).")
+@click.command("certify", short_help="Verified accuracy of a classifier over a data set at eps (L-inf, L2, L1).")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Samples and labels: .npz (x, y), .pt ({'x','y'} or (x, y)), or X.npy with --labels.")
 @click.option("--labels", type=click.Path(dir_okay=False), help="Labels .npy when --data is an .npy of inputs.")
-@click.option("--eps", help="Radius of the L-inf ball in input (pixel) units, e.g. 0.03 or 2/255.")
+@click.option("--eps", help="Radius of the ball in input (pixel) units, e.g. 0.03 or 2/255.")
 @click.option("--eps-sweep", help="START:STOP:COUNT radii, e.g. 0:8/255:9 (a table and, with --plot, a curve).")
-@click.option("--norm", default="linf", show_default=True, help="Perturbation norm (only linf).")
+@click.option("--norm", default="linf", show_default=True,
+              help="Perturbation norm: linf, l2 or l1 (l2/l1: no branch and bound; with --clip, ball ∩ box).")
 @click.option("--mean", help="Per-channel mean, e.g. 0.1307 or 0.4914,0.4822,0.4465; put inside the verified graph.")
 @click.option("--std", help="Per-channel standard deviation (with --mean): the model sees (x - mean) / std.")
 @click.option("--clip", nargs=2, help="Valid input range LO HI; the eps-box is intersected with it (e.g. 0 1).")
@@ -195,7 +211,7 @@ def _preload_optimiser() -> None:
 @click.option("--no-check", is_flag=True, help="Skip the onnxruntime equivalence check at load.")
 @click.option("--progress", is_flag=True, help="One line on stderr per batch of samples.")
 def certify(**opts: Any) -> None:
-    """Verified accuracy of MODEL.onnx over a labelled data set, within an L-inf ball of radius eps.
+    """Verified accuracy of MODEL.onnx over a labelled data set, within a ball of radius eps (--norm).
 
     Per sample: clean prediction, then the cascade (PGD, IBP, CROWN, alpha-CROWN, branch and bound) until a
     stage decides it. Exit 0, or 2 when --min-verified-acc is not met; 3 for bad input.

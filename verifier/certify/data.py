@@ -83,6 +83,12 @@ def _from_pt(path: Path) -> tuple[Any, Any]:
     raise InputError(f"{path}: expected a dict with keys 'x' and 'y' or an (x, y) pair, got {type(obj).__name__}")
 
 
+def from_arrays(x: Any, y: Any, source: str = "arrays") -> Dataset:
+    """A data set from in-memory inputs x (N, ...) and labels y (N,) (numpy arrays or torch tensors),
+    checked as a file's would be."""
+    return _checked(x, y, source)
+
+
 def _as_array(v: Any, what: str, source: str) -> np.ndarray:
     if hasattr(v, "detach"):  # a torch tensor
         v = v.detach().cpu().numpy()

@@ -62,6 +62,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, k
 
 
+NORM_NAMES = {"linf": "linf", "inf": "linf", "l_inf": "linf", "l2": "l2", "2": "l2", "l1": "l1", "1": "l1"}
+
+
+def parse_norm(text: str) -> str:
+    """The norm of the ball: linf, l2 or l1 (also inf, l_inf, 2, 1)."""
+    key = text.strip().lower()
+    if key not in NORM_NAMES:
+        raise InputError(f"--norm {text}: choose linf, l2 or l1")
+    return NORM_NAMES[key]
+
+
 def parse_values(text: str, what: str) -> tuple[float, ...]:
     """A comma- or space-separated list of numbers (fractions allowed), e.g. `0.4914,0.4822,0.4465`."""
     items = [t for t in text.replace(",", " ").split() if t]

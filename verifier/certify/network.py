@@ -93,6 +93,23 @@ def eps_box(x: np.ndarray, eps: float, clip: Optional[tuple[float, float]], dtyp
     return _outward(lo, dtype, device, -1), _outward(hi, dtype, device, 1), lo, hi
 
 
+def into_ball(x: np.ndarray, centre: np.ndarray, eps: float, p: float, lo: np.ndarray,
+              hi: np.ndarray) -> Optional[np.ndarray]:
+    """A float32-representable point (as float64) of the exact ball ||x - centre||_p <= eps within [lo, hi],
+    found by pulling x towards the centre as far as rounding needs; None when none is found. The ball the
+    attack searched is held in float32 and slightly larger than the exact one, so its points may lie just
+    outside."""
+    d = x - centre
+    for shrink in (1.0, 1 - 1e-6, 1 - 1e-5, 1 - 1e-4):
+        dist = float(np.linalg.norm(d, ord=p))
+        scale = shrink * min(1.0, eps / dist) if dist > 0 else 1.0
+        y = np.clip((centre + scale * d).astype(np.float32).astype(np.float64), lo, hi)
+        exact = np.array_equal(y.astype(np.float32).astype(np.float64), y)  # the clip kept float32 values
+        if exact and float(np.linalg.norm(y - centre, ord=p)) <= eps:
+            return y
+    return None
+
+
 def _outward(v: np.ndarray, dtype: torch.dtype, device: Any, direction: int) -> torch.Tensor:
     t = torch.as_tensor(v, dtype=dtype)
     back = t.double().numpy()
@@ -187,12 +204,14 @@ class Network:
         return np.concatenate(out) if out else np.zeros((0, self.n_outputs))
 
 
-def load_network(path: str, norm: Optional[Normalisation], device: str, dtype: torch.dtype = torch.float32) -> Network:
-    """Load the ONNX model (converted once, then cached) and put the normalisation in front of its graph."""
+def load_network(path: str, norm: Optional[Normalisation], device: str, dtype: torch.dtype = torch.float32,
+                 cache: bool = True) -> Network:
+    """Load the ONNX model (converted once, then cached unless cache=False) and put the normalisation in
+    front of its graph."""
     from verifier.api import resolve_device
     from verifier.model.loader import load_model
 
-    model = load_model(path, check=False)
+    model = load_model(path, check=False, cache=cache)
     if norm is not None:
         norm.arrays(model.graph.input_shape)  # a mean/std that does not fit the input fails here
     device = resolve_device(device)

@@ -1,9 +1,10 @@
 """Per-sample records: the JSONL results file (appended and flushed record by record), resuming from it,
 and which samples a run takes (--start / --n / --shard).
 
-One line per (sample, eps): {"index", "label", "prediction", "eps", "stage", "verdict", "margin_lb",
+One line per (sample, eps): {"norm", "index", "label", "prediction", "eps", "stage", "verdict", "margin_lb",
 "margin_ub", "times", "model"}; `model` is the first 16 hex digits of the ONNX file's sha256, so records of
-another model are never mixed in on --resume.
+another model are never mixed in on --resume, and records of another norm neither (a record without `norm`,
+written before the field existed, is L-inf).
 """
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def _finite(v: Optional[float]) -> Optional[float]:
 
 def make_record(index: int, label: int, prediction: int, eps: float, stage: Optional[str], verdict: str,
                 margin_lb: Optional[float], margin_ub: Optional[float], times: dict[str, float],
-                model: str) -> dict[str, Any]:
-    return {"index": int(index), "label": int(label), "prediction": int(prediction), "eps": float(eps),
+                model: str, norm: str = "linf") -> dict[str, Any]:
+    return {"norm": norm, "index": int(index), "label": int(label), "prediction": int(prediction), "eps": float(eps),
             "stage": stage, "verdict": verdict, "margin_lb": _finite(margin_lb), "margin_ub": _finite(margin_ub),
             "times": {k: round(float(v), 6) for k, v in times.items()}, "model": model}
 
@@ -55,9 +56,9 @@ class ResultsFile:
     """The JSONL file of records. Without --resume an existing non-empty file is an error (never replaced);
     with it, the file's records are read back (a line cut short by a kill is dropped) and new ones appended."""
 
-    def __init__(self, path: Optional[str | os.PathLike], resume: bool, model: str) -> None:
+    def __init__(self, path: Optional[str | os.PathLike], resume: bool, model: str, norm: str = "linf") -> None:
         self.path = Path(path) if path is not None else None
-        self.model = model
+        self.model, self.norm = model, norm
         self.records: list[dict[str, Any]] = []
         if self.path is None:
             if resume:
@@ -91,6 +92,9 @@ class ResultsFile:
             if rec["model"] != self.model:
                 raise InputError(f"{self.path}:{no}: a record of another model (sha256 {rec['model']}…, this "
                                  f"model {self.model}…); use another results file")
+            if rec.get("norm", "linf") != self.norm:  # records from before the field are L-inf
+                raise InputError(f"{self.path}:{no}: a record of another norm ({rec.get('norm', 'linf')}, this run "
+                                 f"{self.norm}); use another results file")
             out.append(rec)
         return out
 

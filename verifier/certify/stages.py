@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from verifier.bounds.ball import LpBall
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
@@ -24,32 +25,34 @@ BOUND_STAGES = ("ibp", "crown", "alpha")
 
 
 def bound_rows(stage: str, graph: Graph, lower: Tensor, upper: Tensor, C: Tensor,
-               deadline: Optional[float] = None) -> Tensor:
-    """Lower bounds (B, k) of C·f(x) over each sample's box by one stage (ibp, crown or alpha)."""
+               deadline: Optional[float] = None, ball: Optional[LpBall] = None) -> Tensor:
+    """Lower bounds (B, k) of C·f(x) over each sample's box (∩ its Lp ball) by one stage (ibp, crown or alpha)."""
     from verifier.bounds.alpha import alpha_crown
     from verifier.bounds.crown import crown
     from verifier.bounds.ibp import ibp_objective
 
     if stage == "alpha":
-        return alpha_crown(graph, lower, upper, C, deadline=deadline).lb.detach()
+        return alpha_crown(graph, lower, upper, C, deadline=deadline, ball=ball).lb.detach()
     with torch.no_grad():
         if stage == "ibp":
-            return ibp_objective(graph, lower, upper, C)[0]
+            return ibp_objective(graph, lower, upper, C, ball=ball)[0]
         if stage == "crown":
-            return crown(graph, lower, upper, C, need_upper=False).lb
+            return crown(graph, lower, upper, C, need_upper=False, ball=ball).lb
     raise ValueError(f"not a bound stage: {stage}")
 
 
 def checked_rows(stage: str, graph: Graph, graph64: Any, lower: Tensor, upper: Tensor, C: Tensor,
-                 thin_below: float, deadline: Optional[float] = None) -> np.ndarray:
+                 thin_below: float, deadline: Optional[float] = None,
+                 ball: Optional[LpBall] = None) -> np.ndarray:
     """`bound_rows` as float64 numpy; samples proved by a margin under `thin_below` are re-bounded in
     float64 (`graph64()` gives the float64 graph) and keep only what that proves."""
-    rows = bound_rows(stage, graph, lower, upper, C, deadline).double().cpu().numpy()
+    rows = bound_rows(stage, graph, lower, upper, C, deadline, ball).double().cpu().numpy()
     margin = rows.min(axis=1)
     thin = (margin > 0) & (margin < thin_below)
     if thin.any() and lower.dtype != torch.float64:
         sel = torch.as_tensor(np.flatnonzero(thin), device=lower.device)
-        exact = bound_rows(stage, graph64(), lower[sel].double(), upper[sel].double(), C[sel].double(), deadline)
+        exact = bound_rows(stage, graph64(), lower[sel].double(), upper[sel].double(), C[sel].double(), deadline,
+                           None if ball is None else ball.take(sel).like(lower[sel].double()))
         rows[thin] = exact.cpu().numpy()
     return rows
 

@@ -11,6 +11,10 @@ network becomes an affine map with matrix J = W_L D_{L-1} ... D_1 W_1. For each 
     IBP box radius          |c W_L| D_{L-1} |W_{L-1}| ... D_1 |W_1| r     (interval arithmetic layer by layer)
     tightness               optimal / IBP  in (0, 1]     (both clamped below at 1e-8, as in the paper's code)
 
+Over an L1 / L2 ball (∩ the clipped box) both radii are taken as our bounds concretise: the optimal one
+is min(eps ||c J||_q, |c J| r), and IBP bounds its first layer exactly over the ball (`ibp.ball_first_layer`)
+before the interval arithmetic; the ReLU states come from bounds over the ball too.
+
 The reported figure is the mean over all evaluated samples and all their K-1 margin rows (the paper's
 `compute_tightness(...).mean()` averaged over the test set, true labels, every sample).
 
@@ -20,12 +24,13 @@ paper's statistics) and of CROWN (the intermediate bounds `verifier.bounds.crown
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from verifier.bounds.backward import bound_rows, propagate_backward
+from verifier.bounds.ball import LpBall
 from verifier.bounds.box import Box, input_box, objective_matrix, on_device_of
 from verifier.bounds.ibp import propagate_intervals
 from verifier.errors import InputError
@@ -45,14 +50,18 @@ def relu_nodes(graph: Graph) -> list[Node]:
     return [n for n in graph.nodes if n.op == "relu"]
 
 
-def propagation_tightness(graph: Graph, x: Tensor, lower: Tensor, upper: Tensor, C: Tensor) -> Tensor:
+def propagation_tightness(graph: Graph, x: Tensor, lower: Tensor, upper: Tensor, C: Tensor,
+                          ball: Optional[LpBall] = None) -> Tensor:
     """Per sample and margin row (B, k): optimal box radius / IBP box radius of the network linearised at x.
 
-    x, lower, upper: (B, n_inputs) flat; C (B, k, n_outputs) or (k, n_outputs).
+    x, lower, upper: (B, n_inputs) flat; C (B, k, n_outputs) or (k, n_outputs); `ball` an L1/L2 ball
+    intersected with the box.
     """
+    from verifier.bounds.ibp import ball_first_layer
+
     graph = on_device_of(graph, lower)
     relus = relu_nodes(graph)
-    box = input_box(graph, lower, upper)
+    box = input_box(graph, lower, upper, ball)
     Cm = objective_matrix(graph, C, lower)
     with torch.no_grad():
         values = graph.forward(x.reshape(box[0].shape), keep=True)
@@ -63,7 +72,14 @@ def propagation_tightness(graph: Graph, x: Tensor, lower: Tensor, upper: Tensor,
         A = reached[graph.input_name].flatten(2)  # (B or 1, k, n): c J per row
         radius = ((box[1] - box[0]) / 2).flatten(1)
         optimal = (A.abs() * radius.unsqueeze(1)).sum(-1)
-        boxes = propagate_intervals(graph, box, _linearised_relus(pre))
+        if ball is not None:
+            optimal = torch.minimum(optimal, ball.radius(A))  # eps ||c J||_q per row
+        first, linearised = ball_first_layer(graph, ball), _linearised_relus(pre)
+
+        def refine(node: Node, ibp_box: Box, boxes: dict[str, Box]) -> Box:
+            return linearised(node, ibp_box if first is None else first(node, ibp_box, boxes), boxes)
+
+        boxes = propagate_intervals(graph, box, refine)
         leaves = {graph.input_name} | {n.name for n in relus}
         lb, ub = bound_rows(graph, graph.output_name, Cm, boxes, leaves)
         ibp_radius = (ub - lb) / 2
@@ -82,7 +98,8 @@ def _linearised_relus(pre: dict[str, Tensor]) -> Any:
     return refine
 
 
-def relu_state_counts(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor) -> dict[str, dict[str, np.ndarray]]:
+def relu_state_counts(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor,
+                      ball: Optional[LpBall] = None) -> dict[str, dict[str, np.ndarray]]:
     """Per bound method (ibp, crown), per relu node: counts (active, inactive, unstable) summed over the batch."""
     from verifier.bounds.crown import crown
     from verifier.bounds.ibp import ibp
@@ -90,8 +107,8 @@ def relu_state_counts(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor) -> 
     graph = on_device_of(graph, lower)
     relus = relu_nodes(graph)
     with torch.no_grad():
-        ibp_boxes = ibp(graph, lower, upper)
-        crown_boxes = crown(graph, lower, upper, C, need_upper=False).intermediate
+        ibp_boxes = ibp(graph, lower, upper, ball=ball)
+        crown_boxes = crown(graph, lower, upper, C, need_upper=False, ball=ball).intermediate
     out: dict[str, dict[str, np.ndarray]] = {}
     for method, boxes in (("ibp", ibp_boxes), ("crown", crown_boxes)):
         out[method] = {}
@@ -102,9 +119,13 @@ def relu_state_counts(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor) -> 
     return out
 
 
-def tightness_report(net: Any, x: np.ndarray, labels: np.ndarray, eps: float, clip: Any, batch: int) -> dict[str, Any]:
+def tightness_report(net: Any, x: np.ndarray, labels: np.ndarray, eps: float, clip: Any, batch: int,
+                     norm: str = "linf") -> dict[str, Any]:
     """Mean tightness and relu states over raw flat samples x (all of them, true labels), chunk by chunk."""
+    from verifier.bounds.ball import norm_p
     from verifier.certify.network import eps_box, margin_matrix
+
+    p = norm_p(norm)
 
     ratios, counts = [], {}
     for s in range(0, len(x), batch):
@@ -112,8 +133,9 @@ def tightness_report(net: Any, x: np.ndarray, labels: np.ndarray, eps: float, cl
         lower, upper, _, _ = eps_box(xs, eps, clip, net.dtype, net.device)
         C = margin_matrix(ys, net.n_outputs, net.dtype, net.device)
         xt = torch.as_tensor(xs, dtype=net.dtype, device=net.device)
-        ratios.append(propagation_tightness(net.graph, xt, lower, upper, C).double().cpu().numpy().reshape(-1))
-        for method, per_layer in relu_state_counts(net.graph, lower, upper, C).items():
+        ball = None if np.isinf(p) else LpBall.around(xs, eps, p, net.dtype, net.device)
+        ratios.append(propagation_tightness(net.graph, xt, lower, upper, C, ball).double().cpu().numpy().reshape(-1))
+        for method, per_layer in relu_state_counts(net.graph, lower, upper, C, ball).items():
             for name, c in per_layer.items():
                 counts.setdefault(method, {}).setdefault(name, np.zeros(3, dtype=np.int64))
                 counts[method][name] += c
