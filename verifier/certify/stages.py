@@ -79,7 +79,7 @@ def bab_sample(net: Any, lower: np.ndarray, upper: np.ndarray, label: int, timeo
     spec = Spec(net.n_inputs, m, (Property(lower, upper, clauses),), source=source)
     # The cascade attacked already: the solver's own attack only tries the box centre.
     opts = VerifyOptions(method="auto", timeout=max(timeout, 1e-3), device=net.device, check_model=False,
-                         seed=seed, attack=AttackConfig(restarts=1, steps=0, seed=seed))
+                         seed=seed, attack=AttackConfig(restarts=1, steps=0, seed=seed, homotopy_restarts=0))
     start = time.monotonic()
     result = _solve(net.problem(spec), opts, _Deadline(opts.timeout, start), {})
     margin = result.margin if result.margin is not None and math.isfinite(result.margin) else None
