@@ -6,10 +6,11 @@ What the standard (VNN-LIB 2.0, "Solver Command-line Interface") asks, and what 
   `verify QUERY --network NAME=NET.onnx [--timeout S]`
                                   first stdout line `sat` / `unsat` / `unknown` / `timed-out`, after `sat` the
                                   assignment (verifier.report.vnnlib_std); logs and errors on stderr only.
-Element types: our bounds are computed in floating point for the real-valued network, so the only element
-type reported (and accepted by default) is the standard's `real`. A query declaring `float32` asks for
-analysis sound in float32, which the standard says must then be refused; `--float-as-real` is the explicit,
-non-standard consent to real semantics (counterexamples are replayed on onnxruntime in float32 either way).
+Element types: `real`, `float16`, `float32` and `float64` declarations are accepted, as the field runs the
+standard (VNN-COMP files declare float32). Our bounds are computed for the real-valued network, so a proof is
+for real semantics (the JSON result says `"semantics": "real"`); counterexamples are replayed on onnxruntime in
+float32 either way. `--strict-element-types` refuses float declarations instead (analysis sound in float32 is
+what such a declaration strictly asks for); `--float-as-real`, its old opposite, is kept as a no-op alias.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _operators() -> list[str]:
 # capability -> (help, answer lines). Theory names as in the standard's "Theories and Logics" chapter.
 SUPPORTS: Mapping[str, tuple[str, Callable[[], list[str]]]] = {
     "onnx-opset-versions": ("Oldest and newest ONNX opset.", lambda: [str(MIN_OPSET), str(MAX_OPSET)]),
-    "onnx-element-types": ("Element types with sound analysis: real.", lambda: ["real"]),
+    "onnx-element-types": ("Element types accepted (proofs are for real semantics).",
+                           lambda: sorted(FLOAT_TYPES) + ["real"]),
     "onnx-operators": ("ONNX operators, one a line.", _operators),
     "onnx-operators-unsat-proofs": ("Operators for unsat proofs: none.", lambda: []),
     "vnnlib-versions": ("Oldest and newest VNN-LIB version.", lambda: ["1.0", "2.0"]),
@@ -123,7 +125,7 @@ class StandardQuery:
     declared: Optional[tuple["TensorDecl", "TensorDecl"]] = None  # 2.0: (input, output) to check the model
 
 
-def load_query(path: str, network_values: Sequence[str], float_as_real: bool = False) -> StandardQuery:
+def load_query(path: str, network_values: Sequence[str], strict_types: bool = False) -> StandardQuery:
     """Parse the query (1.0 or 2.0), match its networks with --network, and check its element types."""
     from verifier.spec import vnnlib2
     from verifier.spec.vnnlib import parse_vnnlib_text, read_spec_text
@@ -145,21 +147,21 @@ def load_query(path: str, network_values: Sequence[str], float_as_real: bool = F
     if query.network not in networks:
         raise InputError(f"{path} declares network {query.network!r}: give --network {query.network}=NET.onnx")
     for decl in (query.input, query.output):
-        _check_type(path, decl, float_as_real)
+        _check_type(path, decl, strict_types)
     return StandardQuery(query.spec, networks[query.network], (query.input,), (query.output,),
                          (query.input, query.output))
 
 
-def _check_type(path: str, decl: "TensorDecl", float_as_real: bool) -> None:
+def _check_type(path: str, decl: "TensorDecl", strict_types: bool) -> None:
     if decl.element_type == "real":
         return
     if decl.element_type not in FLOAT_TYPES:
-        raise InputError(f"{path}:{decl.line}: {decl.name} has element type {decl.element_type}: only real "
-                         "(and float types with --float-as-real) are supported")
-    if not float_as_real:
+        raise InputError(f"{path}:{decl.line}: {decl.name} has element type {decl.element_type}: only real, "
+                         f"{', '.join(sorted(FLOAT_TYPES))} are supported")
+    if strict_types:
         raise InputError(f"{path}:{decl.line}: {decl.name} is declared {decl.element_type}, which asks for analysis "
-                         f"sound in {decl.element_type}; this verifier's is sound for real arithmetic (supports "
-                         "--onnx-element-types: real): declare it real, or pass --float-as-real")
+                         f"sound in {decl.element_type}; this verifier's is sound for real arithmetic: declare it "
+                         "real, or leave out --strict-element-types")
 
 
 def check_model(query: StandardQuery, model: Any) -> None:
@@ -198,7 +200,7 @@ def _dims(shape: Sequence[int]) -> str:
 # --------------------------------------------------------------------------------------------- verify
 
 
-def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: float, float_as_real: bool = False,
+def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: float, strict_types: bool = False,
                     **options: Any) -> tuple["Result", str]:
     """Run the standard `verify`: (result, stdout text); the text is empty when the result is `error`.
 
@@ -212,7 +214,7 @@ def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: 
 
     start = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):
-        query = load_query(query_path, network_values, float_as_real)
+        query = load_query(query_path, network_values, strict_types)
         model = load_model(query.model_path, check=False, cache=options.get("cache", True))
         check_model(query, model)
         left = timeout - (time.monotonic() - start)
