@@ -59,6 +59,8 @@ def _node(op: str, gen: torch.Generator, variant: int) -> tuple[Node, list[tuple
         perm = [(1, 0, 2), (2, 0, 1), (1, 2, 0)][variant % 3]
         in_shape = (2, 3, 4)
         return Node("n", op, ("x",), tuple(in_shape[p] for p in perm), attrs={"perm": perm}), [in_shape]
+    if op == "softmax":  # along either axis of a (2, 3) value
+        return Node("n", op, ("x",), (2, 3), attrs={"axis": variant % 2}), [(2, 3)]
     return Node("n", op, ("x",), (2, 3)), [(2, 3)]
 
 

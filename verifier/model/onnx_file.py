@@ -22,17 +22,30 @@ _MAX_NODES_LISTED = 5
 
 @dataclass(frozen=True)
 class Interface:
-    """The one input and one output of an ONNX graph; unknown dims are -1."""
+    """The one input and one output of an ONNX graph; unknown dims are -1.
+
+    batched: the first ONNX dimension is a batch dimension (1 or symbolic), left out of the per-sample
+    shape. Otherwise (ONNX does not require one: inputs of shape [4] or [2, 2]) the whole tensor is one
+    sample; the translator then adds a virtual batch axis of its own (a symbolic first dim counts as 1).
+    """
 
     input_name: str
     input_shape: tuple[int, ...]
     output_name: str
     output_shape: tuple[int, ...]
+    batched: bool = True
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        """Per-sample input shape: the first ONNX dimension is the batch dimension."""
-        return self.input_shape[1:]
+        """Per-sample input shape: without the batch dimension, or the whole tensor when unbatched."""
+        if self.batched:
+            return self.input_shape[1:]
+        return tuple(1 if d == -1 else d for d in self.input_shape)
+
+    @property
+    def may_be_unbatched(self) -> bool:
+        """A batched reading can be retried unbatched (the first dim taken as a plain dim of size 1)."""
+        return self.batched and self.input_shape[0] in (1, -1)
 
 
 def describe(e: BaseException) -> str:
@@ -70,8 +83,8 @@ def interface(model: "onnx.ModelProto") -> Interface:
         raise ModelError(f"expected one output, found {len(graph.output)} ({', '.join(v.name for v in graph.output)})")
     inp, out = inputs[0], graph.output[0]
     in_shape, out_shape = _shape(inp), _shape(out)
-    _check_input_shape(inp.name, in_shape)
-    return Interface(inp.name, in_shape, out.name, out_shape)
+    batched = _check_input_shape(inp.name, in_shape)
+    return Interface(inp.name, in_shape, out.name, out_shape, batched)
 
 
 def _shape(value_info: "onnx.ValueInfoProto") -> tuple[int, ...]:
@@ -79,14 +92,14 @@ def _shape(value_info: "onnx.ValueInfoProto") -> tuple[int, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in dims)
 
 
-def _check_input_shape(name: str, shape: tuple[int, ...]) -> None:
-    """We read dim 0 as the batch dimension; everything else must be known to size the graph."""
-    if len(shape) < 2:
-        raise ModelError(f"input '{name}' has shape {list(shape)}: expected a batch dimension and at least one more")
-    if shape[0] not in (1, -1):
-        raise ModelError(f"input '{name}' has batch dimension {shape[0]}: expected 1 or symbolic")
+def _check_input_shape(name: str, shape: tuple[int, ...]) -> bool:
+    """Whether dim 0 reads as a batch dimension (rank >= 2, dim 0 of 1 or symbolic); every other dim must be
+    known to size the graph."""
+    if not shape:
+        raise ModelError(f"input '{name}' is a scalar (shape []): expected a tensor of rank 1 or more")
     if any(d <= 0 for d in shape[1:]):
-        raise ModelError(f"input '{name}' has shape {list(shape)}: only the batch dimension may be symbolic")
+        raise ModelError(f"input '{name}' has shape {list(shape)}: only the first dimension may be symbolic")
+    return len(shape) >= 2 and shape[0] in (1, -1)
 
 
 def node_label(node: "onnx.NodeProto", index: int) -> str:

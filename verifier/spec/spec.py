@@ -17,10 +17,16 @@ class Clause:
 
     C: np.ndarray  # (k, n_outputs) float64; k == 0 means "always true"
     d: np.ndarray  # (k,) float64
+    # (k,) bool or None: rows written with < or >, which a counterexample must meet strictly (C·y + d < 0).
+    # Bounds treat them as <= (a superset of the violation, so proofs stay sound).
+    strict: np.ndarray | None = None
 
     def holds(self, y: np.ndarray, tol: float = 0.0) -> bool:
         """True if every row holds at output vector y (flattened); tol loosens the test."""
-        return bool(np.all(self.C @ np.asarray(y, dtype=np.float64).reshape(-1) + self.d <= tol))
+        values = self.C @ np.asarray(y, dtype=np.float64).reshape(-1) + self.d
+        if self.strict is not None and np.any(values[self.strict] >= tol):
+            return False
+        return bool(np.all(values <= tol))
 
 
 @dataclass(frozen=True)

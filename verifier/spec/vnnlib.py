@@ -135,15 +135,16 @@ class _Bound(NamedTuple):
 
 
 class _Row(NamedTuple):
-    """sum(c * y[j] for j, c in coeffs) + const <= 0, with coeffs sorted by j."""
+    """sum(c * y[j] for j, c in coeffs) + const <= 0 (< 0 when strict), with coeffs sorted by j."""
 
     coeffs: tuple[tuple[int, float], ...]
     const: float
     pos: int
+    strict: bool = False
 
     @property
-    def key(self) -> tuple[tuple[tuple[int, float], ...], float]:
-        return self.coeffs, self.const
+    def key(self) -> tuple[tuple[tuple[int, float], ...], float, bool]:
+        return self.coeffs, self.const, self.strict
 
 
 _Constraint = Union[_Bound, _Row]
@@ -270,19 +271,21 @@ class _Interpreter:
         return _Bound(var.index, op.text in ("<=", "<"), value, node.pos)
 
     def _compare(self, node: _List, op: _Atom, args: list[_Node]) -> list[_Constraint]:
-        """`(<= a b c)` is a <= b and b <= c (SMT-LIB chaining); strict comparisons are taken as non-strict."""
+        """`(<= a b c)` is a <= b and b <= c (SMT-LIB chaining). Strict comparisons bound as non-strict ones
+        (a superset: sound for proofs); on outputs they stay strict for the counterexample check."""
         if len(args) < 2:
             raise self.src.error(op.pos, f"{op.text!r} needs at least two operands")
         terms = [self._linear(a) for a in args]
+        strict = op.text in ("<", ">")
         out: list[_Constraint] = []
         for lo, hi in itertools.pairwise(terms):
             if op.text in ("<=", "<", "="):
-                out.append(self._classify(_difference(lo, hi), node.pos))
+                out.append(self._classify(_difference(lo, hi), node.pos, strict))
             if op.text in (">=", ">", "="):
-                out.append(self._classify(_difference(hi, lo), node.pos))
+                out.append(self._classify(_difference(hi, lo), node.pos, strict))
         return out
 
-    def _classify(self, lin: _Linear, pos: int) -> _Constraint:
+    def _classify(self, lin: _Linear, pos: int, strict: bool = False) -> _Constraint:
         """Turn `lin <= 0` into an input bound or an output row; anything else is unsupported."""
         coeffs = {v: c for v, c in lin[0].items() if c != 0.0}
         if not coeffs:
@@ -291,7 +294,7 @@ class _Interpreter:
         if len(kinds) == 2:
             raise self.src.error(pos, "constraint mixing inputs (X) and outputs (Y) is not supported")
         if "Y" in kinds:
-            return _Row(tuple(sorted((v.index, c) for v, c in coeffs.items())), lin[1], pos)
+            return _Row(tuple(sorted((v.index, c) for v, c in coeffs.items())), lin[1], pos, strict)
         if len(coeffs) > 1:
             names = ", ".join(v.name for v in coeffs)
             what = f"linear constraint over several inputs ({names}) is not supported: only bounds on single inputs"
@@ -416,14 +419,16 @@ class _Boxes:
         return lower, upper
 
 
-def _clause(rows: Sequence[tuple[tuple[tuple[int, float], ...], float]], n_outputs: int) -> Clause:
+def _clause(rows: Sequence[tuple[tuple[tuple[int, float], ...], float, bool]], n_outputs: int) -> Clause:
     C = np.zeros((len(rows), n_outputs), dtype=np.float64)
     d = np.zeros(len(rows), dtype=np.float64)
-    for r, (coeffs, const) in enumerate(rows):
+    strict = np.zeros(len(rows), dtype=bool)
+    for r, (coeffs, const, is_strict) in enumerate(rows):
         for j, c in coeffs:
             C[r, j] = c
         d[r] = const
-    return Clause(C, d)
+        strict[r] = is_strict
+    return Clause(C, d, strict if strict.any() else None)
 
 
 def _count(src: _Source, variables: Iterable[_Var], kind: str, what: str) -> int:

@@ -1,0 +1,104 @@
+"""Bound rules for `square` (ONNX Pow with exponent 2) and `softmax` (along one per-sample axis).
+
+Same `OpRule` contract as `verifier.bounds.ops` (read its docstring).
+
+square, y = x * x, convex: on [l, u] the chord through (l, l^2) and (u, u^2) lies above it (slope l + u,
+bias -l u) and any tangent below it; the tangent is taken at the box's midpoint clamped to it (slope 2 d,
+bias -d^2). Both lines get a margin of a few ulps of their magnitude for rounding. Interval: [l^2, u^2]
+for l >= 0, [u^2, l^2] for u <= 0, else [0, max(l^2, u^2)].
+
+softmax, y_i = exp(x_i) / sum_j exp(x_j) along `axis`: y_i increases with x_i and decreases with every
+other x_j, so its smallest value on the box is at x_i = l_i and x_j = u_j (j != i): 1 / (1 + sum_{j != i}
+exp(u_j - l_i)), and its largest the other way round. Those ends are computed with a log-sum-exp over the
+pairs (i, j), widened by a few ulps and kept inside [0, 1]. The backward rule is the constant relaxation
+(lower end <= y_i <= upper end): sound, and as tight as the interval.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from verifier.bounds.activations import LinearRelaxation, relaxation_backward
+from verifier.bounds.rule import BackwardResult, Box, OpRule, Tensor, per_sample_sum
+from verifier.model.graph import Node
+
+_MARGIN_ULPS = 32.0
+
+
+def _input_box(node: Node, input_bounds: Sequence[Optional[Box]]) -> Box:
+    box = input_bounds[0]
+    if box is None:
+        raise ValueError(f"{node.op} node {node.name!r}: backward needs bounds on its input")
+    return box
+
+
+# --- square --------------------------------------------------------------------------------------------
+
+def _square(node: Node, x: Tensor) -> Tensor:
+    return x * x
+
+
+def _square_interval(node: Node, box: Box) -> Box:
+    l, u = box
+    ll, uu = l * l, u * u
+    lower = torch.where(l >= 0, ll, torch.where(u <= 0, uu, torch.zeros_like(l)))
+    return lower, torch.maximum(ll, uu)
+
+
+def square_relaxation(l: Tensor, u: Tensor) -> LinearRelaxation:
+    """Tangent at the clamped midpoint below, chord above, each (B, 1, *s) with a rounding margin."""
+    eps = torch.finfo(l.dtype).eps
+    l, u = l.unsqueeze(1), u.unsqueeze(1)
+    d = (0.5 * l + 0.5 * u).clamp(min=l, max=u)
+    low_slope, low_bias = 2 * d, -d * d
+    up_slope, up_bias = l + u, -l * u
+    reach = torch.maximum(l.abs(), u.abs())
+    margin = _MARGIN_ULPS * eps * (1 + reach * reach)
+    return LinearRelaxation(low_slope, low_bias - margin, up_slope, up_bias + margin)
+
+
+def _square_backward(node: Node, A: Tensor, input_bounds: Sequence[Optional[Box]],
+                     relax: Optional[Tensor]) -> BackwardResult:
+    return relaxation_backward(A, square_relaxation(*_input_box(node, input_bounds)))
+
+
+# --- softmax -------------------------------------------------------------------------------------------
+
+def _dim(node: Node) -> int:
+    return 1 + int(node.attrs["axis"])
+
+
+def _softmax(node: Node, x: Tensor) -> Tensor:
+    return torch.softmax(x, dim=_dim(node))
+
+
+def _softmax_interval(node: Node, box: Box) -> Box:
+    l, u = box
+    dim = _dim(node)
+    lm, um = l.movedim(dim, -1), u.movedim(dim, -1)  # (..., n)
+    n = lm.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=l.device)
+    # lower_i = 1 / (1 + sum_{j != i} exp(u_j - l_i)) = sigmoid(-lse_{j != i}(u_j - l_i))
+    low_pairs = (um.unsqueeze(-2) - lm.unsqueeze(-1)).masked_fill(eye, float("-inf"))
+    up_pairs = (lm.unsqueeze(-2) - um.unsqueeze(-1)).masked_fill(eye, float("-inf"))
+    lower = torch.sigmoid(-torch.logsumexp(low_pairs, dim=-1))
+    upper = torch.sigmoid(-torch.logsumexp(up_pairs, dim=-1))
+    tol = _MARGIN_ULPS * torch.finfo(l.dtype).eps
+    lower = (lower - tol).clamp(min=0.0)
+    upper = (upper + tol).clamp(max=1.0)
+    return lower.movedim(-1, dim), upper.movedim(-1, dim)
+
+
+def _softmax_backward(node: Node, A: Tensor, input_bounds: Sequence[Optional[Box]],
+                      relax: Optional[Tensor]) -> BackwardResult:
+    lower, upper = _softmax_interval(node, _input_box(node, input_bounds))
+    lower, upper = lower.unsqueeze(1), upper.unsqueeze(1)
+    bias = per_sample_sum(A.clamp(min=0) * lower + A.clamp(max=0) * upper)
+    return [torch.zeros_like(A)], bias
+
+
+SMOOTH_OPS: dict[str, OpRule] = {
+    "square": OpRule(forward=_square, interval=_square_interval, backward=_square_backward),
+    "softmax": OpRule(forward=_softmax, interval=_softmax_interval, backward=_softmax_backward),
+}
