@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from verifier.errors import ModelError
-from verifier.model.onnx_file import describe
+from verifier.model.onnx_file import describe, session_source
 
 if TYPE_CHECKING:  # pragma: no cover
     from verifier.model.loader import Model
@@ -64,7 +64,7 @@ def run_onnxruntime(model: "Model", points: np.ndarray) -> np.ndarray:
     opts = ort.SessionOptions()
     opts.log_severity_level = 4  # quiet: IR-3 files warn about initializers as inputs; failed batched tries log errors
     try:
-        session = ort.InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(session_source(model.path), opts, providers=["CPUExecutionProvider"])
         in_type = next((i.type for i in session.get_inputs() if i.name == model.onnx_input_name), "tensor(float)")
         sample = tuple(model.onnx_input_shape[1:]) if model.onnx_batched else \
             tuple(1 if d == -1 else d for d in model.onnx_input_shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Union
 
 from verifier.errors import ModelError, UnsupportedModelError
 
@@ -53,12 +53,38 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def decompress(data: bytes) -> bytes:
+    """The bytes of an ONNX file, gunzipped when they are gzip's (a `.onnx.gz`)."""
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    import gzip
+    import zlib
+
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ModelError(f"cannot decompress the gzip file ({describe(e)})") from None
+
+
+def session_source(path: Union[str, Path]) -> Union[str, bytes]:
+    """What onnxruntime opens: the path, or the decompressed bytes of a gzip file."""
+    with open(path, "rb") as f:
+        if f.read(2) != _GZIP_MAGIC:
+            return str(path)
+    return decompress(Path(path).read_bytes())
+
+
 def parse(data: bytes, base_dir: Path) -> "onnx.ModelProto":
-    """Decode the file's bytes; a protobuf that decodes but holds no graph is not an ONNX model either."""
+    """Decode the file's bytes (gunzipped first for a .onnx.gz); a protobuf that decodes but holds no graph
+    is not an ONNX model either."""
     import onnx
     from google.protobuf.message import DecodeError
     from onnx.external_data_helper import load_external_data_for_model
 
+    data = decompress(data)
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as e:

@@ -499,12 +499,22 @@ def parse_vnnlib_text(text: str, source: str = "<string>") -> Spec:
 
 def read_spec_text(path: str | os.PathLike[str]) -> str:
     """The text of a spec file; unreadable files raise SpecError too, so the CLI reports one line."""
+    import gzip
+    import zlib
+
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as f:
-            return f.read()
+        with open(name, "rb") as f:
+            data = f.read()
+        if data.startswith(b"\x1f\x8b"):  # a .vnnlib.gz
+            data = gzip.decompress(data)
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
     except OSError as e:
+        if isinstance(e, gzip.BadGzipFile) or not e.strerror:
+            raise SpecError(f"{name}: cannot read compressed spec: {e}") from None
         raise SpecError(f"{name}: cannot read spec: {e.strerror or e}") from e
+    except (EOFError, zlib.error) as e:
+        raise SpecError(f"{name}: cannot read compressed spec: {e}") from None
     except UnicodeDecodeError as e:
         raise SpecError(f"{name}: not a text file (byte {e.start} is not UTF-8)") from e
 
