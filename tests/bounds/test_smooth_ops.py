@@ -45,6 +45,7 @@ def test_interval_and_backward_hold_at_sampled_points(op: str, seed: int, axis: 
     for sign in (1.0, -1.0):
         A = sign * torch.randn((4, 3) + SHAPE, generator=gen, dtype=dtype)
         (A_in,), bias = rule.backward(node, A, ((l, u),), None)
+        A_in = torch.zeros_like(A) if A_in is None else A_in  # the constant relaxation: no coefficients
         exact = (A.double().unsqueeze(0) * y.unsqueeze(2)).flatten(3).sum(-1)
         linear = bias.double() + (A_in.reshape((4, 3) + SHAPE).double().unsqueeze(0)
                                   * x.double().unsqueeze(2)).flatten(3).sum(-1)
@@ -52,6 +53,26 @@ def test_interval_and_backward_hold_at_sampled_points(op: str, seed: int, axis: 
         mass = (A.double().abs().unsqueeze(0) * y.abs().unsqueeze(2)).flatten(3).sum(-1)
         tol = (1e-9 if dtype == torch.float64 else 1e-5) * (1 + mass)
         assert (linear <= exact + tol).all(), f"{op} backward is not a lower bound (sign {sign})"
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), positive=st.booleans())
+def test_power_interval_holds_for_any_exponent(seed: int, positive: bool) -> None:
+    """Fractional and negative exponents on positive bases; on bases of any sign the interval may be the
+    whole line, but never misses a (non-NaN) value."""
+    gen = torch.Generator().manual_seed(seed)
+    e = torch.tensor([[-0.5, 0.5, 1.5], [-1.0, -2.0, 7.0]], dtype=torch.float64)
+    node = Node("n", "power", ("x",), SHAPE, {"e": e})
+    l, u = _box(gen, 2.0, torch.float64)
+    if positive:
+        l, u = l.abs() + 0.01, u.abs() + l.abs() + 0.01
+    x = _points(l, u, gen)
+    y = OPS["power"].forward(node, x.flatten(0, 1)).reshape(x.shape)
+    lo, hi = OPS["power"].interval(node, (l, u))
+    ok = torch.isnan(y) | ((y >= lo - 1e-9 * (1 + y.abs())) & (y <= hi + 1e-9 * (1 + y.abs())))
+    assert ok.all()
+    if positive:
+        assert torch.isfinite(lo).all() and torch.isfinite(hi).all()
 
 
 def test_square_interval_is_exact_at_the_ends() -> None:

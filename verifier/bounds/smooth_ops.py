@@ -1,4 +1,5 @@
-"""Bound rules for `square` (ONNX Pow with exponent 2) and `softmax` (along one per-sample axis).
+"""Bound rules for `square` (ONNX Pow with exponent 2), `power` (any other constant exponent, interval only)
+and `softmax` (along one per-sample axis).
 
 Same `OpRule` contract as `verifier.bounds.ops` (read its docstring).
 
@@ -21,6 +22,7 @@ import torch
 
 from verifier.bounds.activations import LinearRelaxation, relaxation_backward
 from verifier.bounds.rule import BackwardResult, Box, OpRule, Tensor, per_sample_sum
+from verifier.bounds.step_ops import constant_backward
 from verifier.model.graph import Node
 
 _MARGIN_ULPS = 32.0
@@ -92,13 +94,40 @@ def _softmax_interval(node: Node, box: Box) -> Box:
 
 def _softmax_backward(node: Node, A: Tensor, input_bounds: Sequence[Optional[Box]],
                       relax: Optional[Tensor]) -> BackwardResult:
-    lower, upper = _softmax_interval(node, _input_box(node, input_bounds))
-    lower, upper = lower.unsqueeze(1), upper.unsqueeze(1)
-    bias = per_sample_sum(A.clamp(min=0) * lower + A.clamp(max=0) * upper)
-    return [torch.zeros_like(A)], bias
+    return constant_backward(_softmax_interval)(node, A, (_input_box(node, input_bounds),), relax)
+
+
+# --- power: y = x ** e, e a constant per element (params e, broadcastable) -----------------------------
+
+def _power(node: Node, x: Tensor) -> Tensor:
+    return torch.pow(x, node.params["e"].to(x.dtype))
+
+
+def _power_interval(node: Node, box: Box) -> Box:
+    """By monotonicity on each piece: even integer e like square, odd positive integer e increasing; any e
+    increasing (e > 0) or decreasing (e < 0) where l > 0. Elsewhere (negative bases with a fractional or
+    negative e: NaN or poles) the whole line. Widened by a few ulps: pow is not correctly rounded."""
+    l, u = box
+    e = torch.broadcast_to(node.params["e"].to(l.dtype), l.shape[1:]).expand_as(l)
+    pl, pu = torch.pow(l, e), torch.pow(u, e)
+    integer = e == torch.round(e)
+    even = integer & (torch.remainder(e, 2) == 0) & (e > 0)
+    odd = integer & (torch.remainder(e, 2) == 1) & (e > 0)
+    positive = l > 0
+    inf = torch.full_like(l, float("inf"))
+    lo = torch.where(even, torch.where(l >= 0, pl, torch.where(u <= 0, pu, torch.zeros_like(l))),
+                     torch.where(odd | (positive & (e > 0)), pl, torch.where(positive & (e < 0), pu, -inf)))
+    hi = torch.where(even, torch.maximum(pl, pu),
+                     torch.where(odd | (positive & (e > 0)), pu, torch.where(positive & (e < 0), pl, inf)))
+    one = torch.ones_like(l)
+    lo, hi = torch.where(e == 0, one, lo), torch.where(e == 0, one, hi)  # x ** 0 = 1, even at 0 (as torch, ONNX)
+    lo, hi = torch.nan_to_num(lo, nan=-float("inf")), torch.nan_to_num(hi, nan=float("inf"))
+    tol = 8 * torch.finfo(l.dtype).eps
+    return lo - tol * lo.abs(), hi + tol * hi.abs()
 
 
 SMOOTH_OPS: dict[str, OpRule] = {
+    "power": OpRule(forward=_power, interval=_power_interval, backward=constant_backward(_power_interval)),
     "square": OpRule(forward=_square, interval=_square_interval, backward=_square_backward),
     "softmax": OpRule(forward=_softmax, interval=_softmax_interval, backward=_softmax_backward),
 }

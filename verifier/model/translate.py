@@ -108,6 +108,12 @@ def _const(v: Value) -> torch.Tensor:
     return torch.as_tensor(v).detach().to(DTYPE)
 
 
+def _probe(out: torch.Tensor) -> torch.Tensor:
+    """A value's probe: floats in DTYPE; bools and integers (comparisons, Casts) kept as they are, so that the
+    modules they feed (Where, Cast) see the type they expect."""
+    return out.detach().to(DTYPE) if out.is_floating_point() else out.detach()
+
+
 def _sample_shape(out: torch.Tensor) -> tuple[int, ...]:
     return tuple(out.shape[1:])
 
@@ -497,16 +503,99 @@ def _leaky_relu(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
 
 
 def _pow(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
-    """x ** e for a constant e: 1 is x itself, 2 the `square` op; other exponents are not supported."""
+    """x ** e for a constant e: 1 is x itself, 0 the constant 1, 2 the `square` op (with its linear
+    relaxation), any other (or an elementwise) exponent the `power` op (interval rule only)."""
     x, exponent = inputs[0], inputs[1]
     if not _is_var(x) or _is_var(exponent):
         raise ctx.unsupported("only a constant exponent on an input-dependent base is supported")
-    e = torch.unique(_const(exponent))
-    if e.numel() != 1 or float(e) not in (1.0, 2.0):
-        raise ctx.unsupported(f"exponent {e.tolist()} (only 1 and 2 are supported)")
-    if float(e) == 1.0:
-        return x.node
-    return ctx.emit("square", x, _sample_shape(out))
+    if tuple(out.shape) != tuple(x.probe.shape):
+        raise ctx.unsupported("the exponent broadcasts the base to another shape")
+    e = _const(exponent)
+    if not bool(torch.isfinite(e).all()):
+        raise ctx.unsupported("a non-finite exponent")
+    values = torch.unique(e)
+    if values.numel() == 1 and float(values) in (0.0, 1.0, 2.0):
+        if float(values) == 1.0:
+            return x.node
+        if float(values) == 0.0:
+            return _emit_scale_shift(ctx, x, torch.zeros((), dtype=DTYPE), torch.ones((), dtype=DTYPE), out)
+        return ctx.emit("square", x, _sample_shape(out))
+    if e.dim() == out.dim():  # a (size-1) batch axis on the constant: drop it
+        e = e[0]
+    return ctx.emit("power", x, _sample_shape(out), params={"e": e.clone()})
+
+
+_COMPARISONS = {"Greater": ("greater", "less"), "Less": ("less", "greater"),
+                "GreaterOrEqual": ("greater_equal", "less_equal"), "LessOrEqual": ("less_equal", "greater_equal"),
+                "Equal": ("equal", "equal")}
+_INTEGER_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def _constant_operand(ctx: _Ctx, x: _Var, c: Value, out: torch.Tensor) -> torch.Tensor:
+    """A constant operand of an elementwise op on x, broadcast to x's per-sample shape (x keeps its shape)."""
+    if tuple(out.shape) != tuple(x.probe.shape):
+        raise ctx.unsupported(f"broadcasting with the constant changes the shape {list(x.probe.shape)} -> "
+                              f"{list(out.shape)}")
+    c = _const(c)
+    if c.dim() == out.dim():
+        c = c[0]
+    return torch.broadcast_to(c, x.sample_shape).clone()
+
+
+def _compare(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """x > c, x == c, ... with a constant c: a `step` node giving 0 or 1."""
+    first, second = inputs
+    if _is_var(first) == _is_var(second):
+        raise ctx.unsupported("a comparison of two input-dependent values")
+    x, c, kinds = (first, second, 0) if _is_var(first) else (second, first, 1)
+    if not x.probe.is_floating_point():
+        raise ctx.unsupported("a comparison of a non-float input-dependent value")
+    kind = _COMPARISONS[ctx.op][kinds]
+    return ctx.emit("step", x, _sample_shape(out), params={"c": _constant_operand(ctx, x, c, out)},
+                    attrs={"kind": kind})
+
+
+def _cast(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Cast of an input-dependent value: exact conversions are the value itself; to bool a `step` x != 0; from
+    a float to an integer type a `step` trunc (toward zero, as onnxruntime). float16 rounds: refused."""
+    x = inputs[0]
+    src, dst = x.probe.dtype, out.dtype
+    if dst in (torch.float32, torch.float64):
+        return x.node  # floats widen or stay; bools and truncated values are exact in float32 too
+    if dst == torch.bool:
+        return x.node if src == torch.bool else ctx.emit("step", x, _sample_shape(out), attrs={"kind": "nonzero"})
+    if dst in _INTEGER_TYPES:
+        if src == torch.bool or (src in _INTEGER_TYPES and dst in (torch.int32, torch.int64)):
+            return x.node
+        if src.is_floating_point and dst in (torch.int32, torch.int64):
+            return ctx.emit("step", x, _sample_shape(out), attrs={"kind": "trunc"})
+    raise ctx.unsupported(f"a Cast from {src} to {dst} of an input-dependent value (it would round or wrap)")
+
+
+def _where(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Where(cond, a, b) with an input-dependent condition: a `where` node; constant branches are made values
+    of the output's shape (cond * 0 + value). A constant condition takes the affine form instead."""
+    cond, a, b = inputs
+    if not _is_var(cond):
+        raise ctx.unsupported("a constant condition (affine form)")
+    shape = _sample_shape(out)
+    if cond.sample_shape != shape:
+        raise ctx.unsupported("a condition broadcast to another shape")
+    cond_f = ctx.emit_var("scale_shift", (cond,), torch.zeros_like(out, dtype=DTYPE), "_zero",
+                          params={"scale": torch.zeros((), dtype=DTYPE), "shift": torch.zeros((), dtype=DTYPE)})
+    branches = []
+    for k, v in enumerate((a, b)):
+        if _is_var(v):
+            if v.sample_shape != shape or not v.probe.is_floating_point():
+                raise ctx.unsupported("a branch of another shape or type than the output")
+            branches.append(v)
+            continue
+        value = _const(v)
+        value = value[0] if value.dim() == out.dim() else value
+        value = torch.broadcast_to(value, shape).clone()
+        branches.append(ctx.emit_var("scale_shift", (cond_f,), value.unsqueeze(0).expand_as(out), f"_branch{k}",
+                                     params={"scale": torch.zeros((), dtype=DTYPE), "shift": value}))
+    return ctx.emit_var("where", (cond, *branches), out.to(DTYPE)).node
 
 
 def _softmax(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
@@ -603,6 +692,13 @@ _HANDLERS: dict[str, Callable[[_Ctx, list[Value], torch.Tensor], str]] = {
     "LeakyRelu": _leaky_relu,
     "Pow": _pow,
     "Softmax": _softmax,
+    "Greater": _compare,
+    "Less": _compare,
+    "GreaterOrEqual": _compare,
+    "LessOrEqual": _compare,
+    "Equal": _compare,
+    "Cast": _cast,
+    "Where": _where,
 }
 # Ops translated by `_affine_output` (alone, or where their handler refuses a form, e.g. MatMul on a matrix).
 _AFFINE_OPS = frozenset({"Gather", "Slice", "Split", "Expand", "ReduceSum", "ReduceMean", "Where", "Cast",
@@ -614,7 +710,7 @@ _BATCH_ONLY_HANDLERS = frozenset({"Conv", "Pad", "AveragePool", "GlobalAveragePo
 # Ops whose output is a constant once the input's shape is known (we verify one sample at a time).
 _SHAPE_OPS = frozenset({"Shape", "Size"})
 # Folded away when their inputs are constants; refused (one line) on input-dependent values.
-_CONSTANT_ONLY_OPS = frozenset({"ConstantOfShape", "Equal"})
+_CONSTANT_ONLY_OPS = frozenset({"ConstantOfShape"})
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})  # y = x at inference; Dropout's mask output is not supported
 SUPPORTED_OPS = frozenset(_HANDLERS) | _AFFINE_OPS | _SHAPE_OPS | _CONSTANT_ONLY_OPS | _ALIAS_OPS | {"Constant"}
 
@@ -742,7 +838,7 @@ def _call_module(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple],
         return _affine_output(ctx, n, inputs, None, out)
     mark = len(builder.nodes)
     try:
-        return _Var(_HANDLERS[op](ctx, inputs, out), out.detach().to(DTYPE))
+        return _Var(_HANDLERS[op](ctx, inputs, out), _probe(out))
     except UnsupportedModelError as refused:
         if op not in _AFFINE_OPS:
             raise
