@@ -72,7 +72,8 @@ def test_every_capability_answers_in_the_standard_form(capability: str):
                    "POLY"}
         assert lines and set(lines) <= allowed
     elif capability == "onnx-element-types":
-        assert lines == ["float16", "float32", "float64", "real"]
+        assert lines == ["bool", "float16", "float32", "float64", "int16", "int32", "int64", "int8", "real", "uint16",
+                         "uint32", "uint8"]
     else:
         assert capability == "onnx-operators-unsat-proofs" and lines == []
 
@@ -164,7 +165,9 @@ def test_float32_declaration_is_accepted_unless_strict(tmp_path: Path):
     wrong_type = invoke("verify", float32_query(tmp_path, "float64"), "--network", f"toy={TOY}")
     assert wrong_type.exit_code == 3 and "declared float64 but the input of" in wrong_type.stderr
     int_type = invoke("verify", float32_query(tmp_path, "int8"), "--network", f"toy={TOY}")
-    assert int_type.exit_code == 3 and "X has element type int8" in int_type.stderr
+    assert int_type.exit_code == 3 and "X is declared int8 but the input of" in int_type.stderr
+    no_type = invoke("verify", float32_query(tmp_path, "complex64"), "--network", f"toy={TOY}")
+    assert no_type.exit_code == 3 and "X has element type complex64" in no_type.stderr
 
 
 def test_declared_shape_must_match_the_model(tmp_path: Path):

@@ -35,6 +35,8 @@ NAME = "verifier"
 # converters (e.g. Reshape-19).
 MIN_OPSET, MAX_OPSET = 7, 18
 FLOAT_TYPES = frozenset({"float16", "float32", "float64"})
+# Integer and bool tensors (Cast, Shape, comparisons on the output): their values are exact in real arithmetic.
+EXACT_TYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"})
 
 
 def _operators() -> list[str]:
@@ -48,7 +50,7 @@ def _operators() -> list[str]:
 SUPPORTS: Mapping[str, tuple[str, Callable[[], list[str]]]] = {
     "onnx-opset-versions": ("Oldest and newest ONNX opset.", lambda: [str(MIN_OPSET), str(MAX_OPSET)]),
     "onnx-element-types": ("Element types accepted (proofs are for real semantics).",
-                           lambda: sorted(FLOAT_TYPES) + ["real"]),
+                           lambda: sorted(FLOAT_TYPES | EXACT_TYPES) + ["real"]),
     "onnx-operators": ("ONNX operators, one a line.", _operators),
     "onnx-operators-unsat-proofs": ("Operators for unsat proofs: none.", lambda: []),
     "vnnlib-versions": ("Oldest and newest VNN-LIB version.", lambda: ["1.0", "2.0"]),
@@ -153,11 +155,11 @@ def load_query(path: str, network_values: Sequence[str], strict_types: bool = Fa
 
 
 def _check_type(path: str, decl: "TensorDecl", strict_types: bool) -> None:
-    if decl.element_type == "real":
+    if decl.element_type == "real" or decl.element_type in EXACT_TYPES:
         return
     if decl.element_type not in FLOAT_TYPES:
         raise InputError(f"{path}:{decl.line}: {decl.name} has element type {decl.element_type}: only real, "
-                         f"{', '.join(sorted(FLOAT_TYPES))} are supported")
+                         f"{', '.join(sorted(FLOAT_TYPES | EXACT_TYPES))} are supported")
     if strict_types:
         raise InputError(f"{path}:{decl.line}: {decl.name} is declared {decl.element_type}, which asks for analysis "
                          f"sound in {decl.element_type}; this verifier's is sound for real arithmetic: declare it "

@@ -756,6 +756,16 @@ def translate(gm: fx.GraphModule, model: "onnx.ModelProto", iface: Interface) ->
             output = env[n.args[0]] if isinstance(n.args[0], fx.Node) else None
             if isinstance(output, (tuple, list)):  # onnx2torch returns a multi-output node's whole tuple
                 output = _pick_output(n.args[0], output, gm, producers, iface.output_name)
+    if isinstance(output, torch.Tensor) and not iface.batched:  # a constant output (e.g. Shape of the input)
+        flat = torch.as_tensor(output).detach().to(DTYPE).reshape(-1)
+        n_in = math.prod(iface.sample_shape)
+        node = builder.emit("constant_flat", "reshape", (input_name,), (n_in,), "", attrs={"shape": (n_in,)})
+        node = builder.emit("constant", "linear", (node,), (flat.numel(),), "",
+                            params={"W": torch.zeros(flat.numel(), n_in, dtype=DTYPE), "b": flat.clone()})
+        shape = tuple(output.shape)
+        if shape != (flat.numel(),):
+            node = builder.emit("constant_shape", "reshape", (node,), shape, "", attrs={"shape": shape})
+        output = _Var(node, flat.reshape((1,) + shape))
     if not isinstance(output, _Var):
         raise ModelError("the output does not depend on the input (or there are several outputs)")
     return Graph(tuple(builder.nodes), input_name, output.node, iface.input_shape)
