@@ -64,7 +64,7 @@ def _convert(path: Path, data: bytes, sha: str) -> Model:
         proto = onnx_file.parse(data, path.parent)
         onnx_file.check_supported(proto, SUPPORTED_OPS)
         iface = onnx_file.interface(proto)
-        proto = onnx_compat.constants_to_initializers(onnx_file.upgrade(proto))
+        proto = onnx_compat.explicit_pads(onnx_compat.constants_to_initializers(onnx_file.upgrade(proto)))
         gm = to_fx(proto)
         try:
             graph = translate(gm, proto, iface)

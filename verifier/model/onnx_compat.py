@@ -109,3 +109,46 @@ def _Split18(axis: int, outputs: int):  # type: ignore[no-untyped-def]
 
 def _ReduceMean18(keepdims: bool, noop: bool):  # type: ignore[no-untyped-def]
     return _modules()[1](keepdims, noop)
+
+
+_AUTO_PAD_OPS = ("Conv", "MaxPool", "AveragePool")
+
+
+def explicit_pads(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """Conv/pooling nodes with auto_pad SAME_UPPER / SAME_LOWER get the pads it stands for (onnx2torch
+    converts only explicit pads): per spatial axis, total = max((ceil(n / s) - 1) s + (k - 1) d + 1 - n, 0),
+    the odd unit at the end (UPPER) or at the beginning (LOWER), as the ONNX operator document says."""
+    import onnx
+    from onnx import helper
+
+    nodes = [n for n in model.graph.node if n.op_type in _AUTO_PAD_OPS and any(
+        a.name == "auto_pad" and a.s in (b"SAME_UPPER", b"SAME_LOWER") for a in n.attribute)]
+    if not nodes:
+        return model
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # onnx raises its own C++ errors: leave the node for onnx2torch to refuse
+        return model
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    for node in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        in_shape = shapes.get(node.input[0], [])
+        spatial = in_shape[2:]
+        kernel = attrs.get("kernel_shape") or (weights.get(node.input[1], [])[2:] if len(node.input) > 1 else [])
+        if not spatial or len(kernel) != len(spatial) or not all(spatial):
+            continue
+        strides = attrs.get("strides") or [1] * len(spatial)
+        dilations = attrs.get("dilations") or [1] * len(spatial)
+        begins, ends = [], []
+        for n, k, s, d in zip(spatial, kernel, strides, dilations):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            small, large = total // 2, total - total // 2
+            upper = attrs["auto_pad"] in (b"SAME_UPPER", "SAME_UPPER")
+            begins.append(small if upper else large)
+            ends.append(large if upper else small)
+        kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+        del node.attribute[:]
+        node.attribute.extend(kept + [helper.make_attribute("pads", begins + ends)])
+    return model
