@@ -66,6 +66,8 @@ def _node(op: str, gen: torch.Generator, variant: int) -> tuple[Node, list[tuple
         c = torch.round(torch.randn(2, 3, generator=gen, dtype=DTYPE))
         kind = kinds[(variant + int(torch.randint(7, (), generator=gen))) % 7]
         return Node("n", op, ("x",), (2, 3), {"c": c}, {"kind": kind}), [(2, 3)]
+    if op == "mul":
+        return Node("n", op, ("a", "b"), (2, 3)), [(2, 3)] * 2
     if op == "where":
         return Node("n", op, ("c", "a", "b"), (2, 3)), [(2, 3)] * 3
     if op == "power":

@@ -56,3 +56,36 @@ def test_where_interval_takes_the_decided_branch_or_the_hull() -> None:
     b = (torch.tensor([[-1.0, -1.0, -1.0]]), torch.tensor([[0.0, 0.0, 0.0]]))
     lo, hi = OPS["where"].interval(node, cond, a, b)
     assert lo.tolist() == [[5.0, -1.0, -1.0]] and hi.tolist() == [[6.0, 0.0, 6.0]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([0.1, 1.0, 100.0]))
+def test_mul_mccormick_planes_bound_the_product(seed: int, scale: float) -> None:
+    """Both signs of the coefficients, at sampled points and all corners of the two boxes."""
+    gen = torch.Generator().manual_seed(seed)
+    node = Node("n", "mul", ("a", "b"), SHAPE)
+    boxes = []
+    for _ in range(2):
+        c = scale * torch.randn((3,) + SHAPE, generator=gen, dtype=torch.float64)
+        r = scale * torch.rand((3,) + SHAPE, generator=gen, dtype=torch.float64)
+        boxes.append((c - r, c + r))
+    (la, ua), (lb, ub) = boxes
+    pts_a = torch.cat([random_points(la, ua, 100, gen), la[None], ua[None], la[None], ua[None]])
+    pts_b = torch.cat([random_points(lb, ub, 100, gen), lb[None], lb[None], ub[None], ub[None]])
+    y = pts_a * pts_b
+    lo, hi = OPS["mul"].interval(node, *boxes)
+    assert ((lo <= y + 1e-9) & (y <= hi + 1e-9)).all()
+    for sign in (1.0, -1.0):
+        A = sign * torch.randn((3, 2) + SHAPE, generator=gen, dtype=torch.float64).abs()
+        (A_a, A_b), bias = OPS["mul"].backward(node, A, tuple(boxes), None)
+        exact = (A.unsqueeze(0) * y.unsqueeze(2)).flatten(3).sum(-1)
+        linear = bias + ((A_a.unsqueeze(0) * pts_a.unsqueeze(2)).flatten(3).sum(-1)
+                         + (A_b.unsqueeze(0) * pts_b.unsqueeze(2)).flatten(3).sum(-1))
+        assert (linear <= exact + 1e-9 * (1 + exact.abs())).all()
+
+
+def test_reciprocal_interval_is_the_whole_line_across_zero() -> None:
+    node = Node("n", "reciprocal", ("x",), (2,))
+    lo, hi = OPS["reciprocal"].interval(node, (torch.tensor([[-1.0, 2.0]]), torch.tensor([[1.0, 4.0]])))
+    assert lo[0, 0] == -float("inf") and hi[0, 0] == float("inf")
+    assert lo[0, 1] <= 0.25 <= hi[0, 1] and lo[0, 1] <= 0.5 <= hi[0, 1] and hi[0, 1] < 0.5 + 1e-6

@@ -141,7 +141,7 @@ def _binary(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     if _is_var(first) and _is_var(second):
         if ctx.op in ("Add", "Sub"):
             return _add_vars(ctx, first, second, out)
-        raise ctx.unsupported("both operands depend on the input")
+        return _multiply_vars(ctx, first, second, out)
     x, c, const_first = (second, first, True) if _is_var(second) else (first, second, False)
     if tuple(out.shape) != tuple(x.probe.shape):
         raise ctx.unsupported(
@@ -175,6 +175,17 @@ def _add_vars(ctx: _Ctx, first: _Var, second: _Var, out: torch.Tensor) -> str:
         second = ctx.emit_var("scale_shift", (second,), -second.probe, "_neg",
                               params={"scale": minus, "shift": torch.zeros((), dtype=DTYPE)})
     return ctx.emit_var("add", (first, second), out).node
+
+
+def _multiply_vars(ctx: _Ctx, first: _Var, second: _Var, out: torch.Tensor) -> str:
+    """x * y (a `mul` node, McCormick's relaxation) or x / y = x * reciprocal(y), for operands of the output's
+    shape."""
+    if first.sample_shape != _sample_shape(out) or second.sample_shape != _sample_shape(out):
+        raise ctx.unsupported(f"both operands depend on the input, with shapes {list(first.sample_shape)} and "
+                              f"{list(second.sample_shape)} that broadcast")
+    if ctx.op == "Div":
+        second = ctx.emit_var("reciprocal", (second,), 1.0 / second.probe, "_inv")
+    return ctx.emit_var("mul", (first, second), out).node
 
 
 def _emit_scale_shift(ctx: _Ctx, x: _Var, scale: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> str:
