@@ -15,8 +15,10 @@ what such a declaration strictly asks for); `--float-as-real`, its old opposite,
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
@@ -54,9 +56,11 @@ SUPPORTS: Mapping[str, tuple[str, Callable[[], list[str]]]] = {
     "onnx-operators": ("ONNX operators, one a line.", _operators),
     "onnx-operators-unsat-proofs": ("Operators for unsat proofs: none.", lambda: []),
     "vnnlib-versions": ("Oldest and newest VNN-LIB version.", lambda: ["1.0", "2.0"]),
-    "hidden-node-theories": ("NH: no hidden nodes.", lambda: ["NH"]),
-    "multiple-input-output-theories": ("SIO: one input, one output.", lambda: ["SIO"]),
-    "multiple-network-theories": ("SNET: one network.", lambda: ["SNET"]),
+    "hidden-node-theories": ("NH, H: hidden-node constraints (declare-hidden).", lambda: ["NH", "H"]),
+    "multiple-input-output-theories": ("SIO, MIO: several inputs and outputs.", lambda: ["SIO", "MIO"]),
+    # Several networks (also equal-to / isomorphic-to ones) are verified on one merged model.
+    "multiple-network-theories": ("SNET, MNET, MENET, MINET: several networks.",
+                                  lambda: ["SNET", "MNET", "MENET", "MINET"]),
     "multiple-node-comparison-theories": ("SNC: no input-output comparisons.", lambda: ["SNC"]),
     # Bounds on single inputs, linear constraints on outputs: not LIN, which allows linear input constraints.
     "arithmetic-complexity-theories": ("BND: bounds; OUTC: output comparisons.", lambda: ["BND", "OUTC"]),
@@ -127,8 +131,12 @@ class StandardQuery:
     declared: Optional[tuple["TensorDecl", "TensorDecl"]] = None  # 2.0: (input, output) to check the model
 
 
-def load_query(path: str, network_values: Sequence[str], strict_types: bool = False) -> StandardQuery:
-    """Parse the query (1.0 or 2.0), match its networks with --network, and check its element types."""
+def load_query(path: str, network_values: Sequence[str], strict_types: bool = False,
+               workdir: Optional[str] = None) -> StandardQuery:
+    """Parse the query (1.0 or 2.0), match its networks with --network, and check its element types.
+
+    A 2.0 query with several networks, inputs, outputs or hidden tensors is verified on one merged model
+    (`verifier.model.merge`), written to `workdir` (which must then be given)."""
     from verifier.spec import vnnlib2
     from verifier.spec.vnnlib import parse_vnnlib_text, read_spec_text
 
@@ -142,16 +150,31 @@ def load_query(path: str, network_values: Sequence[str], strict_types: bool = Fa
         outputs = tuple(_Scalar(f"Y_{j}") for j in range(spec.n_outputs))
         return StandardQuery(spec, next(iter(networks.values())), inputs, outputs)
     query = vnnlib2.parse_query_text(text, path)
-    unknown = sorted(set(networks) - {query.network})
+    declared = [n.name for n in query.networks]
+    unknown = sorted(set(networks) - set(declared))
     if unknown:
         raise InputError(f"--network {unknown[0]}: {path} declares no network {unknown[0]!r} "
-                         f"(it declares {query.network!r})")
-    if query.network not in networks:
-        raise InputError(f"{path} declares network {query.network!r}: give --network {query.network}=NET.onnx")
-    for decl in (query.input, query.output):
-        _check_type(path, decl, strict_types)
-    return StandardQuery(query.spec, networks[query.network], (query.input,), (query.output,),
-                         (query.input, query.output))
+                         f"(it declares {', '.join(repr(n) for n in declared)})")
+    missing = [n for n in declared if n not in networks]
+    if missing:
+        raise InputError(f"{path} declares network {missing[0]!r}: give --network {missing[0]}=NET.onnx")
+    for net in query.networks:
+        for decl in net.inputs + net.outputs:
+            _check_type(path, decl, strict_types)
+    if query.simple:
+        return StandardQuery(query.spec, networks[query.network], (query.input,), (query.output,),
+                             (query.input, query.output))
+    if workdir is None:
+        raise InputError(f"{path}: a query with several networks or tensors needs a working directory")
+    import onnx
+
+    from verifier.model.merge import merged_model
+
+    merged = os.path.join(workdir, "merged.onnx")
+    onnx.save(merged_model(query.networks, networks, path), merged)
+    inputs = tuple(d for net in query.networks for d in net.inputs)
+    outputs = tuple(d for net in query.networks for d in net.outputs)
+    return StandardQuery(query.spec, merged, inputs, outputs)
 
 
 def _check_type(path: str, decl: "TensorDecl", strict_types: bool) -> None:
@@ -215,8 +238,8 @@ def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: 
     from verifier.result import ERROR, TIMEOUT, Result
 
     start = time.monotonic()
-    with contextlib.redirect_stdout(sys.stderr):
-        query = load_query(query_path, network_values, strict_types)
+    with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="verifier-") as workdir:
+        query = load_query(query_path, network_values, strict_types, workdir)
         model = load_model(query.model_path, check=False, cache=options.get("cache", True))
         check_model(query, model)
         left = timeout - (time.monotonic() - start)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
@@ -836,7 +837,8 @@ def _call_module(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple],
     if op in _ALIAS_OPS:
         return inputs[0]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # onnx2torch's Slice warns of a torch deprecation
             out = _run_module(module, n, inputs, batched, add_axis=op not in _SHAPE_OPS)
     except Exception as e:
         raise ModelError(f"node {label} ({op}) fails at batch size 1 ({describe(e)})") from None

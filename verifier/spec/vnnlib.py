@@ -490,7 +490,11 @@ def parse_vnnlib_text(text: str, source: str = "<string>") -> Spec:
     from verifier.spec import vnnlib2  # here, not at the top: vnnlib2 builds on this module
 
     if vnnlib2.declares_version(text):
-        return vnnlib2.parse_query_text(text, source).spec
+        query = vnnlib2.parse_query_text(text, source)
+        if not query.simple:
+            raise SpecError(f"{source}:1:1: this query declares several networks, inputs, outputs or hidden tensors: "
+                            "give it as `verify QUERY --network NAME=NET.onnx ...`, which maps each of them")
+        return query.spec
     src = _Source(source, text)
     interp = _Interpreter(src)
     interp.run(_read_sexprs(src))
