@@ -102,3 +102,32 @@ def test_declared_tensors_must_match_the_file(tmp_path: Path):
     res = invoke("verify", _query(tmp_path, text.replace("(<= B[0] 11)", "(<= B[0] 11) (>= B[1] 0) (<= B[1] 1)")),
                  "--network", f"N={_two_inputs(tmp_path)}")
     assert res.exit_code == 3 and "B has 2 elements but the input 'x2'" in res.stderr
+
+
+def _identity2(tmp_path: Path) -> str:
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="r")]
+    return str(save(tmp_path / "relu2.onnx", nodes, [("x", [2])], [("y", [2])]))
+
+
+BOX2 = """(declare-network N (declare-input X float32 [2]) (declare-output Y float32 [2]))
+(assert (and (>= X[0] 0) (<= X[0] 2) (>= X[1] 0) (<= X[1] 2)))
+"""
+
+
+@pytest.mark.parametrize("extra,verdict", [
+    # 0.5 x0 + 0.75 x1 >= 3 needs x0 = x1 = 2 (2.5 at most otherwise): with y0 <= 1.5 it is impossible
+    ("(assert (>= (+ (* 0.5 X[0]) (* 0.75 X[1])) 3.0))\n(assert (<= Y[0] 1.5))\n", "unsat"),
+    ("(assert (>= (+ X[0] X[1]) 3.0))\n(assert (<= Y[0] 1.5))\n", "sat"),
+    # input-output comparisons: y0 = x0 >= 0, so y0 < x0 - 0.1 never holds; y1 >= x0 + 1 does (x1 = 2, x0 <= 1)
+    ("(assert (<= Y[0] (- X[0] 0.1)))\n", "unsat"),
+    ("(assert (>= Y[1] (+ X[0] 1.0)))\n", "sat"),
+])
+def test_linear_input_constraints_and_input_output_comparisons(tmp_path: Path, extra: str, verdict: str):
+    res = invoke("verify", _query(tmp_path, BOX2 + extra), "--network", f"N={_identity2(tmp_path)}")
+    lines = res.stdout.splitlines()
+    assert lines[0] == verdict, res.stderr
+    if verdict == "sat":  # X and Y printed as declared (not the copies of X), and the constraints hold
+        assert lines[1] == "X float32 [2]" and lines[4] == "Y float32 [2]" and len(lines) == 7
+        x, y = np.array(lines[2:4], dtype=float), np.array(lines[5:7], dtype=float)
+        assert (x + 0 == np.maximum(x, 0)).all() and (y == x).all()
+        assert (x[0] + x[1] >= 3.0) if "X[1]" in extra else (y[1] >= x[0] + 1.0)

@@ -15,6 +15,8 @@ what such a declaration strictly asks for); `--float-as-real`, its old opposite,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import re
 import sys
@@ -61,9 +63,11 @@ SUPPORTS: Mapping[str, tuple[str, Callable[[], list[str]]]] = {
     # Several networks (also equal-to / isomorphic-to ones) are verified on one merged model.
     "multiple-network-theories": ("SNET, MNET, MENET, MINET: several networks.",
                                   lambda: ["SNET", "MNET", "MENET", "MINET"]),
-    "multiple-node-comparison-theories": ("SNC: no input-output comparisons.", lambda: ["SNC"]),
-    # Bounds on single inputs, linear constraints on outputs: not LIN, which allows linear input constraints.
-    "arithmetic-complexity-theories": ("BND: bounds; OUTC: output comparisons.", lambda: ["BND", "OUTC"]),
+    # Constraints over inputs and outputs together, or over several inputs (LIN), are rows over a copy of the
+    # inputs that the merged model appends to its outputs: sound proofs, counterexamples checked on them too.
+    "multiple-node-comparison-theories": ("SNC, MNC: input-output comparisons.", lambda: ["SNC", "MNC"]),
+    "arithmetic-complexity-theories": ("BND, OUTC, LIN: bounds, output comparisons, linear constraints.",
+                                       lambda: ["BND", "OUTC", "LIN"]),
     "optimised-disjunctive-reasoning": ("false: disjunctions become DNF.", lambda: ["false"]),
     "serialise-assignments": ("false: assignments go to stdout.", lambda: ["false"]),
     "unsat-proofs": ("false: no proof output.", lambda: ["false"]),
@@ -171,7 +175,7 @@ def load_query(path: str, network_values: Sequence[str], strict_types: bool = Fa
     from verifier.model.merge import merged_model
 
     merged = os.path.join(workdir, "merged.onnx")
-    onnx.save(merged_model(query.networks, networks, path), merged)
+    onnx.save(merged_model(query.networks, networks, path, query.inputs_as_outputs), merged)
     inputs = tuple(d for net in query.networks for d in net.inputs)
     outputs = tuple(d for net in query.networks for d in net.outputs)
     return StandardQuery(query.spec, merged, inputs, outputs)
@@ -249,4 +253,8 @@ def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: 
             result = verify(model, query.spec, timeout=left, **options)
     if result.verdict == ERROR:
         return result, ""
+    printed = sum(math.prod(d.shape) for d in query.outputs)
+    cex = result.counterexample
+    if cex is not None and len(cex.y) > printed:  # the copies of the inputs a merged model appends
+        result = dataclasses.replace(result, counterexample=dataclasses.replace(cex, y=cex.y[:printed]))
     return result, format_answer(result, query.inputs, query.outputs)

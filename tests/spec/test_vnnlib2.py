@@ -174,7 +174,7 @@ ERRORS = [
     (query(BOX + "(assert (>= Z[0] 1))"), 7, "undeclared tensor Z"),
     (query(BOX + "(assert (= Y[0,0] 1))"), 7, "'=' is VNN-LIB 1.0: 2.0 writes equality as '=='"),
     (query(BOX + "(assert (!= Y[0,0] 1))"), 7, "'!=' is not supported"),
-    (query(BOX + "(assert (<= X[0,0] Y[0,0]))"), 7, "mixing inputs (X) and outputs (Y)"),
+    (query(BOX + "(assert (<= X[0,0] Y[0,0]))"), 1, "give it as `verify QUERY --network"),
     (query("(assert (>= X[0,0] 0))\n" + ASSERT_Y), 3, "input X[0,1] has no finite lower bound"),
     (query(BOX + ASSERT_Y + "(check-sat)\n"), 8, "unknown command 'check-sat'"),
 ]

@@ -30,8 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
-def merged_model(networks: Sequence["NetworkDecl"], paths: dict[str, str], source: str) -> "onnx.ModelProto":
-    """The merged model of the query's networks (`paths`: network name -> ONNX file)."""
+def merged_model(networks: Sequence["NetworkDecl"], paths: dict[str, str], source: str,
+                 inputs_as_outputs: bool = False) -> "onnx.ModelProto":
+    """The merged model of the query's networks (`paths`: network name -> ONNX file); with inputs_as_outputs
+    __Y ends with a copy of __X (for constraints over several inputs, or over inputs and outputs)."""
     import onnx
     from onnx import helper, numpy_helper, version_converter
 
@@ -110,8 +112,12 @@ def merged_model(networks: Sequence["NetworkDecl"], paths: dict[str, str], sourc
             inits.append(numpy_helper.from_array(_i64([-1]), f"{flat}__minus1"))
             nodes.append(helper.make_node("Reshape", [cast, f"{flat}__minus1"], [flat]))
             outs.append(flat)
-    nodes.append(helper.make_node("Concat", outs, ["__Y"], axis=0))
     n_out = sum(math.prod(d.shape) for net in networks for d in net.outputs)
+    if inputs_as_outputs:
+        nodes.append(helper.make_node("Identity", ["__X"], ["__X__copy"]))
+        outs.append("__X__copy")
+        n_out += offset
+    nodes.append(helper.make_node("Concat", outs, ["__Y"], axis=0))
     graph = helper.make_graph(nodes, "merged", [helper.make_tensor_value_info("__X", _FLOAT, [offset])],
                               [helper.make_tensor_value_info("__Y", _FLOAT, [n_out])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

@@ -492,8 +492,8 @@ def parse_vnnlib_text(text: str, source: str = "<string>") -> Spec:
     if vnnlib2.declares_version(text):
         query = vnnlib2.parse_query_text(text, source)
         if not query.simple:
-            raise SpecError(f"{source}:1:1: this query declares several networks, inputs, outputs or hidden tensors: "
-                            "give it as `verify QUERY --network NAME=NET.onnx ...`, which maps each of them")
+            raise SpecError(f"{source}:1:1: this query has several networks, inputs, outputs or hidden tensors, or "
+                            "constraints over several inputs: give it as `verify QUERY --network NAME=NET.onnx ...`")
         return query.spec
     src = _Source(source, text)
     interp = _Interpreter(src)

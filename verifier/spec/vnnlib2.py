@@ -25,7 +25,8 @@ from typing import Iterable, Optional
 from verifier.errors import SpecError
 from verifier.spec.spec import Spec
 from verifier.spec.vnnlib import (  # the 1.0 machinery this module reuses
-    _assemble, _Atom, _Interpreter, _Linear, _List, _Node, _read_sexprs, _Source, _Term, _Var, read_spec_text,
+    _assemble, _Atom, _Constraint, _Interpreter, _Linear, _List, _Node, _read_sexprs, _Row, _Source, _Term, _Var,
+    read_spec_text,
 )
 
 __all__ = ["ELEMENT_TYPES", "Query", "TensorDecl", "declares_version", "parse_query", "parse_query_text"]
@@ -83,11 +84,14 @@ class Query:
     output: TensorDecl
     spec: Spec
     networks: tuple[NetworkDecl, ...] = ()
+    # Constraints over several inputs, or over inputs and outputs together: the spec's Y then ends with a copy
+    # of every input (Y[n_outputs + i] = X[i]), which the merged model computes, and those rows are over Y.
+    inputs_as_outputs: bool = False
 
     @property
     def simple(self) -> bool:
-        """One network with one input and one output tensor, no hidden ones."""
-        return len(self.networks) <= 1 and all(
+        """One network with one input and one output tensor, no hidden ones, constraints of the 1.0 kinds."""
+        return not self.inputs_as_outputs and len(self.networks) <= 1 and all(
             len(n.inputs) == 1 and len(n.outputs) == 1 and not n.hidden for n in self.networks)
 
 
@@ -125,6 +129,7 @@ class _Interpreter2(_Interpreter):
         self.decls: dict[str, tuple[TensorDecl, str]] = {}  # tensor name -> (declaration, "X" input | "Y" output)
         self.networks: list[NetworkDecl] = []
         self.sizes = {"X": 0, "Y": 0}  # elements declared so far: the next tensor's offset
+        self.inputs_as_outputs = False
 
     # ---- commands
 
@@ -238,6 +243,33 @@ class _Interpreter2(_Interpreter):
         self.sizes[kind] = offset + math.prod(shape)
         return tensor
 
+    def _classify(self, lin: _Linear, pos: int, strict: bool = False) -> _Constraint:
+        """A constraint over several inputs, or over inputs and outputs, becomes a row over Y in which input i
+        is written -(i + 1) until `remap_inputs` knows where the copies of the inputs start."""
+        coeffs = {v: c for v, c in lin[0].items() if c != 0.0}
+        if any(v.kind == "X" for v in coeffs) and len(coeffs) > 1:
+            self.inputs_as_outputs = True
+            row = tuple(sorted((v.index if v.kind == "Y" else -(v.index + 1), c) for v, c in coeffs.items()))
+            return _Row(row, lin[1], pos, strict)
+        return super()._classify(lin, pos, strict)
+
+    def remap_inputs(self) -> None:
+        """Rows over inputs point at the copies of the inputs after the outputs; those copies are declared as
+        Y variables so that the spec counts them."""
+        if not self.inputs_as_outputs:
+            return
+        n_y = self.sizes["Y"]
+
+        def remap(c: _Constraint) -> _Constraint:
+            if not isinstance(c, _Row) or all(j >= 0 for j, _ in c.coeffs):
+                return c
+            return c._replace(coeffs=tuple(sorted((n_y - j - 1 if j < 0 else j, v) for j, v in c.coeffs)))
+
+        self.base = [remap(c) for c in self.base]
+        self.disjunctive = [[tuple(remap(c) for c in term) for term in terms] for terms in self.disjunctive]
+        for i in range(self.sizes["X"]):
+            self.vars[f"@X{i}"] = _Var(f"@X{i}", "Y", n_y + i, 0)
+
     # ---- formulas: 2.0 spells equality `==`; `!=` is a disjunction of strict inequalities we cannot keep strict
 
     def _dnf(self, node: _Node) -> list[_Term]:
@@ -273,11 +305,12 @@ def parse_query_text(text: str, source: str = "<string>") -> Query:
     src = _Source2(source, text)
     interp = _Interpreter2(src)
     interp.run(_read_sexprs(src))
+    interp.remap_inputs()
     spec = _assemble(src, interp)
     assert interp.network is not None  # run() guarantees it
     first = interp.networks[0]
     return Query(interp.version, interp.network.text, first.inputs[0], first.outputs[0], spec,
-                 tuple(interp.networks))
+                 tuple(interp.networks), interp.inputs_as_outputs)
 
 
 def parse_query(path: str) -> Query:
