@@ -93,3 +93,18 @@ def test_softmax_interval_is_tight_on_a_point_box() -> None:
 @pytest.mark.parametrize("op", ["square", "softmax"])
 def test_rules_are_registered_non_affine(op: str) -> None:
     assert not OPS[op].affine
+
+
+def test_softmax_backward_knows_the_outputs_sum_to_one() -> None:
+    """Bounds on sum(y) and on y_0 + y_1 (of 4) from the shifted constant relaxation: 1 and below 1."""
+    node = _node("softmax", 1)
+    l = torch.full((1, 2, 4), -10.0, dtype=torch.float64)
+    u = torch.full((1, 2, 4), 10.0, dtype=torch.float64)
+    node = Node("n", "softmax", ("x",), (2, 4), attrs={"axis": 1})
+    ones = torch.ones(1, 1, 2, 4, dtype=torch.float64)
+    _, low = OPS["softmax"].backward(node, ones, ((l, u),), None)
+    _, neg = OPS["softmax"].backward(node, -ones, ((l, u),), None)
+    assert 2 - 1e-9 <= low.item() <= 2 and -2 - 1e-9 <= neg.item() <= -2 + 1e-9  # two groups, each sums to 1
+    pair = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64).expand(1, 1, 2, 4)
+    _, neg_pair = OPS["softmax"].backward(node, -pair, ((l, u),), None)
+    assert -neg_pair.item() < 2.0  # y_0 + y_1 <= 1 - (lower ends of y_2, y_3), per group

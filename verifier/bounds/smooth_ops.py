@@ -92,9 +92,29 @@ def _softmax_interval(node: Node, box: Box) -> Box:
     return lower.movedim(-1, dim), upper.movedim(-1, dim)
 
 
+# Axis lengths up to which the backward rule tries every shift (n^2 work per group); longer axes use 0 only.
+_MAX_SHIFTS = 64
+
+
 def _softmax_backward(node: Node, A: Tensor, input_bounds: Sequence[Optional[Box]],
                       relax: Optional[Tensor]) -> BackwardResult:
-    return constant_backward(_softmax_interval)(node, A, (_input_box(node, input_bounds),), relax)
+    """Constant relaxation, using that the outputs along the axis sum to 1: for any c per group,
+    sum_i A_i y_i = c + sum_i (A_i - c) y_i >= c + sum_i [(A_i - c)+ l_i + (A_i - c)- u_i]. The best c is
+    one of the A_k (the bound is concave and piecewise linear in c) or 0; every one is tried."""
+    lower, upper = _softmax_interval(node, _input_box(node, input_bounds))
+    dim = 1 + _dim(node)  # the axis in A (B, R, *s)
+    a = A.movedim(dim, -1)  # (B, R, ..., n)
+    lo, up = lower.unsqueeze(1).movedim(dim, -1), upper.unsqueeze(1).movedim(dim, -1)
+    plain = (a.clamp(min=0) * lo + a.clamp(max=0) * up).sum(-1)  # c = 0
+    n = a.shape[-1]
+    if n > _MAX_SHIFTS:
+        best = plain
+    else:
+        diff = a.unsqueeze(-2) - a.unsqueeze(-1)  # [..., k, i] = A_i - A_k
+        shifted = a + (diff.clamp(min=0) * lo.unsqueeze(-2) + diff.clamp(max=0) * up.unsqueeze(-2)).sum(-1)
+        margin = 8 * n * torch.finfo(A.dtype).eps * a.abs()  # sum_i y_i = 1 up to rounding
+        best = torch.maximum(plain, (shifted - margin).max(dim=-1).values)
+    return [None], best.reshape(best.shape[:2] + (-1,)).sum(-1)
 
 
 # --- power: y = x ** e, e a constant per element (params e, broadcastable) -----------------------------

@@ -720,7 +720,7 @@ _AFFINE_OPS = frozenset({"Gather", "Slice", "Split", "Expand", "ReduceSum", "Red
 # Handlers that read dim 0 as the batch dim (image layouts): an unbatched model takes the affine form instead.
 _BATCH_ONLY_HANDLERS = frozenset({"Conv", "Pad", "AveragePool", "GlobalAveragePool", "MaxPool"})
 # Ops whose output is a constant once the input's shape is known (we verify one sample at a time).
-_SHAPE_OPS = frozenset({"Shape", "Size"})
+_SHAPE_OPS = frozenset({"Shape"})
 # Folded away when their inputs are constants; refused (one line) on input-dependent values.
 _CONSTANT_ONLY_OPS = frozenset({"ConstantOfShape"})
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})  # y = x at inference; Dropout's mask output is not supported
