@@ -23,6 +23,8 @@ def constants_to_initializers(model: "onnx.ModelProto") -> "onnx.ModelProto":
     import onnx
     from onnx import numpy_helper
 
+    if not any(n.op_type == "Constant" for n in model.graph.node):
+        return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
     keep, added = [], []
