@@ -131,3 +131,18 @@ def test_linear_input_constraints_and_input_output_comparisons(tmp_path: Path, e
         x, y = np.array(lines[2:4], dtype=float), np.array(lines[5:7], dtype=float)
         assert (x + 0 == np.maximum(x, 0)).all() and (y == x).all()
         assert (x[0] + x[1] >= 3.0) if "X[1]" in extra else (y[1] >= x[0] + 1.0)
+
+
+def test_a_point_on_a_strict_bound_is_no_counterexample(tmp_path: Path):
+    """relu(x) <= 0 with 0 < x <= 1 never holds; x = 0 (the closed box's corner) must not be reported."""
+    relu = str(save(tmp_path / "relu.onnx", [helper.make_node("Relu", ["x"], ["y"], name="r")], [("x", [1])],
+                    [("y", [1])]))
+    text = """(declare-network N (declare-input X float32 [1]) (declare-output Y float32 [1]))
+(assert (> X[0] 0.0))
+(assert (<= X[0] 1.0))
+(assert (<= Y[0] 0.0))
+"""
+    res = invoke("verify", _query(tmp_path, text), "--network", f"N={relu}", "--timeout", "3")
+    assert res.stdout in ("unknown\n", "timed-out\n", "unsat\n")
+    closed = invoke("verify", _query(tmp_path, text.replace("(> X[0]", "(>= X[0]")), "--network", f"N={relu}")
+    assert closed.stdout.startswith("sat\n")
