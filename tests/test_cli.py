@@ -38,6 +38,7 @@ def test_verify_unsat_exit_0_and_json_schema():
     assert doc["counterexample"] is None
     assert set(doc["times"]) >= {"load", "attack", "bounds", "total"}
     assert doc["properties"][0]["verdict"] == "unsat"
+    assert doc["semantics"] == "real"  # what the proof is for
 
 
 def test_verify_sat_exit_1_writes_replayable_result_file(tmp_path):

@@ -72,7 +72,8 @@ def test_every_capability_answers_in_the_standard_form(capability: str):
                    "POLY"}
         assert lines and set(lines) <= allowed
     elif capability == "onnx-element-types":
-        assert lines == ["real"]
+        assert lines == ["bool", "float16", "float32", "float64", "int16", "int32", "int64", "int8", "uint16",
+                         "uint32", "uint8", "real"]
     else:
         assert capability == "onnx-operators-unsat-proofs" and lines == []
 
@@ -151,16 +152,22 @@ def test_unknown_and_timed_out_verdict_lines():
     assert (timed_out.exit_code, timed_out.stdout) == (2, "timed-out\n")
 
 
-def test_float32_declaration_needs_consent(tmp_path: Path):
-    """float32 asks for float-sound analysis: refused (exit 3) unless --float-as-real accepts real semantics."""
+def test_float32_declaration_is_accepted_unless_strict(tmp_path: Path):
+    """float32 is read with real semantics by default (as the field runs the standard); --strict-element-types
+    refuses it (exit 3); --float-as-real is a no-op kept for old command lines; the declared type must match."""
     query = float32_query(tmp_path)
-    refused = invoke("verify", query, "--network", f"toy={TOY}")
+    for extra in ((), ("--float-as-real",)):
+        accepted = invoke("verify", query, "--network", f"toy={TOY}", *extra)
+        assert (accepted.exit_code, accepted.stdout) == (0, "unsat\n")
+    refused = invoke("verify", query, "--network", f"toy={TOY}", "--strict-element-types")
     assert refused.exit_code == 3 and refused.stdout == ""
-    assert f"{query}:7: X is declared float32" in refused.stderr and "--float-as-real" in refused.stderr
-    accepted = invoke("verify", query, "--network", f"toy={TOY}", "--float-as-real")
-    assert (accepted.exit_code, accepted.stdout) == (0, "unsat\n")
-    wrong_type = invoke("verify", float32_query(tmp_path, "float64"), "--network", f"toy={TOY}", "--float-as-real")
+    assert f"{query}:7: X is declared float32" in refused.stderr and "--strict-element-types" in refused.stderr
+    wrong_type = invoke("verify", float32_query(tmp_path, "float64"), "--network", f"toy={TOY}")
     assert wrong_type.exit_code == 3 and "declared float64 but the input of" in wrong_type.stderr
+    int_type = invoke("verify", float32_query(tmp_path, "int8"), "--network", f"toy={TOY}")
+    assert int_type.exit_code == 3 and "X is declared int8 but the input of" in int_type.stderr
+    no_type = invoke("verify", float32_query(tmp_path, "complex64"), "--network", f"toy={TOY}")
+    assert no_type.exit_code == 3 and "X has element type complex64" in no_type.stderr
 
 
 def test_declared_shape_must_match_the_model(tmp_path: Path):

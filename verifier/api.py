@@ -97,8 +97,8 @@ def replay(problem: Problem, index: int, clause_index: int, x: Any) -> Counterex
 
     prop = problem.spec.properties[index]
     x32 = snap_into_box(x.detach().cpu().double().numpy().reshape(-1), prop.lower, prop.upper)
-    if np.any(x32 < prop.lower) or np.any(x32 > prop.upper):
-        return None  # no float32 point there (box narrower than float32 spacing)
+    if not prop.contains(x32):
+        return None  # no float32 point there (box narrower than float32 spacing), or on a strict end
     y = problem.runner(x32)
     if not prop.clauses[clause_index].holds(y):
         return None

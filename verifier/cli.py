@@ -90,12 +90,14 @@ def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--results-file", type=click.Path(dir_okay=False), help="Write a VNN-COMP result file here.")
 @click.option("--network", "networks", multiple=True, metavar="NAME=NET.onnx",
               help="Standard form: the ONNX file of the query's network NAME.")
-@click.option("--float-as-real", is_flag=True, help="Standard form: accept float32/64 declarations as real.")
+@click.option("--strict-element-types", "strict_types", is_flag=True,
+              help="Standard form: refuse float16/32/64 declarations (proofs are for real semantics).")
+@click.option("--float-as-real", is_flag=True, hidden=True, help="No-op: float declarations are accepted as real.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only the verdict word; no live progress panel (shown on a terminal after 1 s otherwise).")
 def verify(model: str, spec: str | None, timeout: float, method: str, device: str, threads: int, no_check: bool,
            as_json: bool, bab: str, seed: int, preset: str, results_file: str | None, networks: tuple[str, ...],
-           float_as_real: bool, quiet: bool) -> None:
+           strict_types: bool, float_as_real: bool, quiet: bool) -> None:
     """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown.
 
     Also the VNN-LIB standard form `verify QUERY --network NAME=NET.onnx [--timeout S]`: the first stdout
@@ -119,7 +121,7 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
         _set_threads(threads)
         options = dict(engine, device=device, seed=seed, check_model=not no_check)
         if standard:
-            return verify_standard(model, networks, float_as_real=float_as_real, **options)
+            return verify_standard(model, networks, strict_types=strict_types and not float_as_real, **options)
         with live_progress(enabled=not (quiet or as_json)) as progress:
             return api_verify(model, spec, progress=progress, **options), None
 

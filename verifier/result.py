@@ -14,6 +14,8 @@ EXIT_BAD_INPUT = 3
 EXIT_INTERNAL = 4
 
 JSON_SCHEMA = "verifier.result/1"
+# What a proof is for: bounds are computed for the real-valued network (float32/64 declarations are read as real).
+SEMANTICS = "real"
 
 
 @dataclass(frozen=True)
@@ -77,4 +79,5 @@ class Result:
             "times": dict(self.times),
             "properties": [asdict(p) for p in self.properties],
             "message": self.message,
+            "semantics": SEMANTICS,
         }

@@ -6,16 +6,21 @@ What the standard (VNN-LIB 2.0, "Solver Command-line Interface") asks, and what 
   `verify QUERY --network NAME=NET.onnx [--timeout S]`
                                   first stdout line `sat` / `unsat` / `unknown` / `timed-out`, after `sat` the
                                   assignment (verifier.report.vnnlib_std); logs and errors on stderr only.
-Element types: our bounds are computed in floating point for the real-valued network, so the only element
-type reported (and accepted by default) is the standard's `real`. A query declaring `float32` asks for
-analysis sound in float32, which the standard says must then be refused; `--float-as-real` is the explicit,
-non-standard consent to real semantics (counterexamples are replayed on onnxruntime in float32 either way).
+Element types: `real`, `float16`, `float32` and `float64` declarations are accepted, as the field runs the
+standard (VNN-COMP files declare float32). Our bounds are computed for the real-valued network, so a proof is
+for real semantics (the JSON result says `"semantics": "real"`); counterexamples are replayed on onnxruntime in
+float32 either way. `--strict-element-types` refuses float declarations instead (analysis sound in float32 is
+what such a declaration strictly asks for); `--float-as-real`, its old opposite, is kept as a no-op alias.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
+import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
@@ -34,6 +39,8 @@ NAME = "verifier"
 # converters (e.g. Reshape-19).
 MIN_OPSET, MAX_OPSET = 7, 18
 FLOAT_TYPES = frozenset({"float16", "float32", "float64"})
+# Integer and bool tensors (Cast, Shape, comparisons on the output): their values are exact in real arithmetic.
+EXACT_TYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"})
 
 
 def _operators() -> list[str]:
@@ -46,16 +53,21 @@ def _operators() -> list[str]:
 # capability -> (help, answer lines). Theory names as in the standard's "Theories and Logics" chapter.
 SUPPORTS: Mapping[str, tuple[str, Callable[[], list[str]]]] = {
     "onnx-opset-versions": ("Oldest and newest ONNX opset.", lambda: [str(MIN_OPSET), str(MAX_OPSET)]),
-    "onnx-element-types": ("Element types with sound analysis: real.", lambda: ["real"]),
+    "onnx-element-types": ("Element types accepted (proofs are for real semantics).",
+                           lambda: sorted(FLOAT_TYPES | EXACT_TYPES) + ["real"]),
     "onnx-operators": ("ONNX operators, one a line.", _operators),
     "onnx-operators-unsat-proofs": ("Operators for unsat proofs: none.", lambda: []),
     "vnnlib-versions": ("Oldest and newest VNN-LIB version.", lambda: ["1.0", "2.0"]),
-    "hidden-node-theories": ("NH: no hidden nodes.", lambda: ["NH"]),
-    "multiple-input-output-theories": ("SIO: one input, one output.", lambda: ["SIO"]),
-    "multiple-network-theories": ("SNET: one network.", lambda: ["SNET"]),
-    "multiple-node-comparison-theories": ("SNC: no input-output comparisons.", lambda: ["SNC"]),
-    # Bounds on single inputs, linear constraints on outputs: not LIN, which allows linear input constraints.
-    "arithmetic-complexity-theories": ("BND: bounds; OUTC: output comparisons.", lambda: ["BND", "OUTC"]),
+    "hidden-node-theories": ("NH, H: hidden-node constraints (declare-hidden).", lambda: ["NH", "H"]),
+    "multiple-input-output-theories": ("SIO, MIO: several inputs and outputs.", lambda: ["SIO", "MIO"]),
+    # Several networks (also equal-to / isomorphic-to ones) are verified on one merged model.
+    "multiple-network-theories": ("SNET, MNET, MENET, MINET: several networks.",
+                                  lambda: ["SNET", "MNET", "MENET", "MINET"]),
+    # Constraints over inputs and outputs together, or over several inputs (LIN), are rows over a copy of the
+    # inputs that the merged model appends to its outputs: sound proofs, counterexamples checked on them too.
+    "multiple-node-comparison-theories": ("SNC, MNC: input-output comparisons.", lambda: ["SNC", "MNC"]),
+    "arithmetic-complexity-theories": ("BND, OUTC, LIN: bounds, output comparisons, linear constraints.",
+                                       lambda: ["BND", "OUTC", "LIN"]),
     "optimised-disjunctive-reasoning": ("false: disjunctions become DNF.", lambda: ["false"]),
     "serialise-assignments": ("false: assignments go to stdout.", lambda: ["false"]),
     "unsat-proofs": ("false: no proof output.", lambda: ["false"]),
@@ -123,8 +135,12 @@ class StandardQuery:
     declared: Optional[tuple["TensorDecl", "TensorDecl"]] = None  # 2.0: (input, output) to check the model
 
 
-def load_query(path: str, network_values: Sequence[str], float_as_real: bool = False) -> StandardQuery:
-    """Parse the query (1.0 or 2.0), match its networks with --network, and check its element types."""
+def load_query(path: str, network_values: Sequence[str], strict_types: bool = False,
+               workdir: Optional[str] = None) -> StandardQuery:
+    """Parse the query (1.0 or 2.0), match its networks with --network, and check its element types.
+
+    A 2.0 query with several networks, inputs, outputs or hidden tensors is verified on one merged model
+    (`verifier.model.merge`), written to `workdir` (which must then be given)."""
     from verifier.spec import vnnlib2
     from verifier.spec.vnnlib import parse_vnnlib_text, read_spec_text
 
@@ -138,28 +154,43 @@ def load_query(path: str, network_values: Sequence[str], float_as_real: bool = F
         outputs = tuple(_Scalar(f"Y_{j}") for j in range(spec.n_outputs))
         return StandardQuery(spec, next(iter(networks.values())), inputs, outputs)
     query = vnnlib2.parse_query_text(text, path)
-    unknown = sorted(set(networks) - {query.network})
+    declared = [n.name for n in query.networks]
+    unknown = sorted(set(networks) - set(declared))
     if unknown:
         raise InputError(f"--network {unknown[0]}: {path} declares no network {unknown[0]!r} "
-                         f"(it declares {query.network!r})")
-    if query.network not in networks:
-        raise InputError(f"{path} declares network {query.network!r}: give --network {query.network}=NET.onnx")
-    for decl in (query.input, query.output):
-        _check_type(path, decl, float_as_real)
-    return StandardQuery(query.spec, networks[query.network], (query.input,), (query.output,),
-                         (query.input, query.output))
+                         f"(it declares {', '.join(repr(n) for n in declared)})")
+    missing = [n for n in declared if n not in networks]
+    if missing:
+        raise InputError(f"{path} declares network {missing[0]!r}: give --network {missing[0]}=NET.onnx")
+    for net in query.networks:
+        for decl in net.inputs + net.outputs:
+            _check_type(path, decl, strict_types)
+    if query.simple:
+        return StandardQuery(query.spec, networks[query.network], (query.input,), (query.output,),
+                             (query.input, query.output))
+    if workdir is None:
+        raise InputError(f"{path}: a query with several networks or tensors needs a working directory")
+    import onnx
+
+    from verifier.model.merge import merged_model
+
+    merged = os.path.join(workdir, "merged.onnx")
+    onnx.save(merged_model(query.networks, networks, path, query.inputs_as_outputs), merged)
+    inputs = tuple(d for net in query.networks for d in net.inputs)
+    outputs = tuple(d for net in query.networks for d in net.outputs)
+    return StandardQuery(query.spec, merged, inputs, outputs)
 
 
-def _check_type(path: str, decl: "TensorDecl", float_as_real: bool) -> None:
-    if decl.element_type == "real":
+def _check_type(path: str, decl: "TensorDecl", strict_types: bool) -> None:
+    if decl.element_type == "real" or decl.element_type in EXACT_TYPES:
         return
     if decl.element_type not in FLOAT_TYPES:
-        raise InputError(f"{path}:{decl.line}: {decl.name} has element type {decl.element_type}: only real "
-                         "(and float types with --float-as-real) are supported")
-    if not float_as_real:
+        raise InputError(f"{path}:{decl.line}: {decl.name} has element type {decl.element_type}: only real, "
+                         f"{', '.join(sorted(FLOAT_TYPES | EXACT_TYPES))} are supported")
+    if strict_types:
         raise InputError(f"{path}:{decl.line}: {decl.name} is declared {decl.element_type}, which asks for analysis "
-                         f"sound in {decl.element_type}; this verifier's is sound for real arithmetic (supports "
-                         "--onnx-element-types: real): declare it real, or pass --float-as-real")
+                         f"sound in {decl.element_type}; this verifier's is sound for real arithmetic: declare it "
+                         "real, or leave out --strict-element-types")
 
 
 def check_model(query: StandardQuery, model: Any) -> None:
@@ -198,7 +229,7 @@ def _dims(shape: Sequence[int]) -> str:
 # --------------------------------------------------------------------------------------------- verify
 
 
-def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: float, float_as_real: bool = False,
+def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: float, strict_types: bool = False,
                     **options: Any) -> tuple["Result", str]:
     """Run the standard `verify`: (result, stdout text); the text is empty when the result is `error`.
 
@@ -211,8 +242,8 @@ def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: 
     from verifier.result import ERROR, TIMEOUT, Result
 
     start = time.monotonic()
-    with contextlib.redirect_stdout(sys.stderr):
-        query = load_query(query_path, network_values, float_as_real)
+    with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="verifier-") as workdir:
+        query = load_query(query_path, network_values, strict_types, workdir)
         model = load_model(query.model_path, check=False, cache=options.get("cache", True))
         check_model(query, model)
         left = timeout - (time.monotonic() - start)
@@ -222,4 +253,8 @@ def verify_standard(query_path: str, network_values: Sequence[str], *, timeout: 
             result = verify(model, query.spec, timeout=left, **options)
     if result.verdict == ERROR:
         return result, ""
+    printed = sum(math.prod(d.shape) for d in query.outputs)
+    cex = result.counterexample
+    if cex is not None and len(cex.y) > printed:  # the copies of the inputs a merged model appends
+        result = dataclasses.replace(result, counterexample=dataclasses.replace(cex, y=cex.y[:printed]))
     return result, format_answer(result, query.inputs, query.outputs)

@@ -59,6 +59,20 @@ def _node(op: str, gen: torch.Generator, variant: int) -> tuple[Node, list[tuple
         perm = [(1, 0, 2), (2, 0, 1), (1, 2, 0)][variant % 3]
         in_shape = (2, 3, 4)
         return Node("n", op, ("x",), tuple(in_shape[p] for p in perm), attrs={"perm": perm}), [in_shape]
+    if op == "softmax":  # along either axis of a (2, 3) value
+        return Node("n", op, ("x",), (2, 3), attrs={"axis": variant % 2}), [(2, 3)]
+    if op == "step":  # comparisons with c, Cast to bool / to an integer; c sometimes hits the box's ends
+        kinds = ("greater", "greater_equal", "less", "less_equal", "equal", "nonzero", "trunc")
+        c = torch.round(torch.randn(2, 3, generator=gen, dtype=DTYPE))
+        kind = kinds[(variant + int(torch.randint(7, (), generator=gen))) % 7]
+        return Node("n", op, ("x",), (2, 3), {"c": c}, {"kind": kind}), [(2, 3)]
+    if op == "mul":
+        return Node("n", op, ("a", "b"), (2, 3)), [(2, 3)] * 2
+    if op == "where":
+        return Node("n", op, ("c", "a", "b"), (2, 3)), [(2, 3)] * 3
+    if op == "power":
+        e = torch.tensor([[2.0, 3.0, 4.0], [1.0, 5.0, 0.0]], dtype=DTYPE)  # bases of any sign: integer powers
+        return Node("n", op, ("x",), (2, 3), {"e": e}), [(2, 3)]
     return Node("n", op, ("x",), (2, 3)), [(2, 3)]
 
 

@@ -134,10 +134,10 @@ def test_clip_through_relus(tmp_path: Path, lo, hi) -> None:
     assert ops(model).count("relu") == sum(v is not None for v in (lo, hi))
 
 
-def test_softmax_gets_a_hint(tmp_path: Path) -> None:
+def test_log_softmax_gets_a_hint(tmp_path: Path) -> None:
     w = init("W", rand(3, 4))
     nodes = [helper.make_node("MatMul", ["x", "W"], ["z"], name="mm"),
-             helper.make_node("Softmax", ["z"], ["y"], name="sm", axis=1)]
+             helper.make_node("LogSoftmax", ["z"], ["y"], name="sm", axis=1)]
     path = save(tmp_path / "m.onnx", nodes, [("x", [1, 3])], [("y", [1, 4])], [w])
-    with pytest.raises(UnsupportedModelError, match="Softmax.*verify the logits"):
+    with pytest.raises(UnsupportedModelError, match="LogSoftmax.*verify the logits"):
         load_model(path, check=False, cache=False)

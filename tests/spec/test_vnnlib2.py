@@ -157,13 +157,13 @@ ERRORS = [
     ("(vnnlib-version <2.0>)\n" + BOX, 2, "assert before any declare-network"),
     ("(vnnlib-version <2.0>)\n", 2, "no (declare-network ...)"),
     ("(vnnlib-version <2.0>)\n(declare-const X_0 Real)\n", 2, "declare-const is VNN-LIB 1.0"),
-    (query(BOX + ASSERT_Y) + "(declare-network g (declare-input A real [1]) (declare-output B real [1]))\n", 8,
-     "a second network 'g' (the first, 'f', is on line 2)"),
-    (query(BOX + ASSERT_Y).replace("(declare-output", '(declare-hidden H real [1] "h")\n (declare-output'), 4,
-     "hidden-node declarations are not supported"),
-    (query(BOX + ASSERT_Y).replace("(declare-output", "(declare-input Z real [1])\n (declare-output"), 4,
-     "has 2 input declarations"),
-    (query(BOX + ASSERT_Y).replace("(declare-output Y real [1,3])", ""), 2, "has 0 output declarations"),
+    (query(BOX + ASSERT_Y) + "(declare-network f (declare-input A real [1]) (declare-output B real [1]))\n", 8,
+     "a second network named 'f'"),
+    (query(BOX + ASSERT_Y) + "(declare-network g (equal-to h) (declare-input A real [1]) (declare-output B real [1]))"
+     "\n", 8, "(equal-to NETWORK) naming a network declared before"),
+    (query(BOX + ASSERT_Y).replace("(declare-output", "(declare-hidden H real [1])\n (declare-output"), 4,
+     "needs the name of the ONNX tensor"),
+    (query(BOX + ASSERT_Y).replace("(declare-output Y real [1,3])", ""), 2, "network 'f' declares no output"),
     (query(BOX + ASSERT_Y, inp="X floaty32 [1,2]"), 3, "unknown element type 'floaty32'"),
     (query(BOX + ASSERT_Y, inp="X real [1,0]"), 3, "dimensions must be positive"),
     (query(BOX + ASSERT_Y, inp="X real"), 3, "expected (declare-input X TYPE [dims])"),
@@ -174,7 +174,7 @@ ERRORS = [
     (query(BOX + "(assert (>= Z[0] 1))"), 7, "undeclared tensor Z"),
     (query(BOX + "(assert (= Y[0,0] 1))"), 7, "'=' is VNN-LIB 1.0: 2.0 writes equality as '=='"),
     (query(BOX + "(assert (!= Y[0,0] 1))"), 7, "'!=' is not supported"),
-    (query(BOX + "(assert (<= X[0,0] Y[0,0]))"), 7, "mixing inputs (X) and outputs (Y)"),
+    (query(BOX + "(assert (<= X[0,0] Y[0,0]))"), 1, "give it as `verify QUERY --network"),
     (query("(assert (>= X[0,0] 0))\n" + ASSERT_Y), 3, "input X[0,1] has no finite lower bound"),
     (query(BOX + ASSERT_Y + "(check-sat)\n"), 8, "unknown command 'check-sat'"),
 ]
@@ -202,3 +202,23 @@ def test_large_image_input_is_cheap_to_declare() -> None:
     assert spec.n_inputs == 3 * 32 * 32
     np.testing.assert_array_equal(spec.properties[0].lower, np.arange(3072))
     assert np.prod(shape) == spec.n_inputs
+
+
+def test_several_inputs_outputs_hidden_and_networks_share_one_numbering():
+    """X: every input in declaration order; Y: every output and hidden tensor likewise, across networks."""
+    text = """(vnnlib-version <2.0>)
+(declare-network f (declare-input A real [2]) (declare-input B real [1]) (declare-hidden H real [1] "h")
+                   (declare-output Y real [2]))
+(declare-network g (equal-to f) (declare-input C real [1]) (declare-output Z real [1]))
+(assert (and (>= A[0] 0) (<= A[0] 1) (>= A[1] 0) (<= A[1] 1) (>= B[0] 2) (<= B[0] 3) (>= C[0] 4) (<= C[0] 5)))
+(assert (<= H[0] Z[0]))
+"""
+    q = parse_query_text(text, "q.vnnlib")
+    assert not q.simple and [n.name for n in q.networks] == ["f", "g"]
+    assert q.networks[1].relation == ("equal-to", "f") and q.networks[0].hidden == {"H"}
+    assert [d.name for d in q.networks[0].outputs] == ["H", "Y"]
+    assert q.spec.n_inputs == 4 and q.spec.n_outputs == 4
+    prop = q.spec.properties[0]
+    assert prop.lower.tolist() == [0, 0, 2, 4] and prop.upper.tolist() == [1, 1, 3, 5]
+    (clause,) = prop.clauses
+    assert clause.C.tolist() == [[1, 0, 0, -1]] and clause.d.tolist() == [0]

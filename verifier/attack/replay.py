@@ -35,7 +35,9 @@ class OrtRunner:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 3
-        return ort.InferenceSession(self.path, sess_options=opts, providers=["CPUExecutionProvider"])
+        from verifier.model.onnx_file import session_source
+
+        return ort.InferenceSession(session_source(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         sess = self._session

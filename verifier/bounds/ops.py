@@ -166,5 +166,9 @@ BASIC_OPS: dict[str, OpRule] = {
 from verifier.bounds.conv_ops import CONV_OPS  # noqa: E402
 from verifier.bounds.tensor_ops import TENSOR_OPS  # noqa: E402
 from verifier.bounds.activations import ACTIVATION_OPS  # noqa: E402
+from verifier.bounds.smooth_ops import SMOOTH_OPS  # noqa: E402
+from verifier.bounds.step_ops import STEP_OPS  # noqa: E402
+from verifier.bounds.product_ops import PRODUCT_OPS  # noqa: E402
 
-OPS: dict[str, OpRule] = {**BASIC_OPS, **CONV_OPS, **TENSOR_OPS, **ACTIVATION_OPS}
+OPS: dict[str, OpRule] = {**BASIC_OPS, **CONV_OPS, **TENSOR_OPS, **ACTIVATION_OPS, **SMOOTH_OPS, **STEP_OPS,
+                          **PRODUCT_OPS}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from verifier.errors import ModelError
-from verifier.model.onnx_file import describe
+from verifier.model.onnx_file import describe, session_source
 
 if TYPE_CHECKING:  # pragma: no cover
     from verifier.model.loader import Model
@@ -64,19 +64,21 @@ def run_onnxruntime(model: "Model", points: np.ndarray) -> np.ndarray:
     opts = ort.SessionOptions()
     opts.log_severity_level = 4  # quiet: IR-3 files warn about initializers as inputs; failed batched tries log errors
     try:
-        session = ort.InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(session_source(model.path), opts, providers=["CPUExecutionProvider"])
         in_type = next((i.type for i in session.get_inputs() if i.name == model.onnx_input_name), "tensor(float)")
-        x = points.reshape((len(points),) + tuple(model.onnx_input_shape[1:])).astype(
-            np.float64 if in_type == "tensor(double)" else np.float32)
+        sample = tuple(model.onnx_input_shape[1:]) if model.onnx_batched else \
+            tuple(1 if d == -1 else d for d in model.onnx_input_shape)
+        x = points.reshape((len(points),) + sample).astype(np.float64 if in_type == "tensor(double)" else np.float32)
 
         def run(batch: np.ndarray) -> np.ndarray:
             return np.asarray(session.run(None, {model.onnx_input_name: batch})[0], dtype=np.float64)
 
-        if model.onnx_input_shape[0] != 1 and len(x) > 1:
+        if model.onnx_batched and model.onnx_input_shape[0] != 1 and len(x) > 1:
             y = _try_batched(run, x)
             if y is not None:
                 return y
-        return np.concatenate([run(x[i:i + 1]).reshape(1, -1) for i in range(len(x))])
+        one = (lambda i: x[i:i + 1]) if model.onnx_batched else (lambda i: x[i])
+        return np.concatenate([run(one(i)).reshape(1, -1) for i in range(len(x))])
     except Exception as e:  # onnxruntime's own exception types are not importable uniformly
         raise ModelError(f"{model.path}: onnxruntime cannot run the file ({describe(e)})") from None
 

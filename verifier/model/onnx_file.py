@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Union
 
 from verifier.errors import ModelError, UnsupportedModelError
 
@@ -22,17 +22,30 @@ _MAX_NODES_LISTED = 5
 
 @dataclass(frozen=True)
 class Interface:
-    """The one input and one output of an ONNX graph; unknown dims are -1."""
+    """The one input and one output of an ONNX graph; unknown dims are -1.
+
+    batched: the first ONNX dimension is a batch dimension (1 or symbolic), left out of the per-sample
+    shape. Otherwise (ONNX does not require one: inputs of shape [4] or [2, 2]) the whole tensor is one
+    sample; the translator then adds a virtual batch axis of its own (a symbolic first dim counts as 1).
+    """
 
     input_name: str
     input_shape: tuple[int, ...]
     output_name: str
     output_shape: tuple[int, ...]
+    batched: bool = True
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        """Per-sample input shape: the first ONNX dimension is the batch dimension."""
-        return self.input_shape[1:]
+        """Per-sample input shape: without the batch dimension, or the whole tensor when unbatched."""
+        if self.batched:
+            return self.input_shape[1:]
+        return tuple(1 if d == -1 else d for d in self.input_shape)
+
+    @property
+    def may_be_unbatched(self) -> bool:
+        """A batched reading can be retried unbatched (the first dim taken as a plain dim of size 1)."""
+        return self.batched and self.input_shape[0] in (1, -1)
 
 
 def describe(e: BaseException) -> str:
@@ -40,12 +53,38 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def decompress(data: bytes) -> bytes:
+    """The bytes of an ONNX file, gunzipped when they are gzip's (a `.onnx.gz`)."""
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    import gzip
+    import zlib
+
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ModelError(f"cannot decompress the gzip file ({describe(e)})") from None
+
+
+def session_source(path: Union[str, Path]) -> Union[str, bytes]:
+    """What onnxruntime opens: the path, or the decompressed bytes of a gzip file."""
+    with open(path, "rb") as f:
+        if f.read(2) != _GZIP_MAGIC:
+            return str(path)
+    return decompress(Path(path).read_bytes())
+
+
 def parse(data: bytes, base_dir: Path) -> "onnx.ModelProto":
-    """Decode the file's bytes; a protobuf that decodes but holds no graph is not an ONNX model either."""
+    """Decode the file's bytes (gunzipped first for a .onnx.gz); a protobuf that decodes but holds no graph
+    is not an ONNX model either."""
     import onnx
     from google.protobuf.message import DecodeError
     from onnx.external_data_helper import load_external_data_for_model
 
+    data = decompress(data)
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as e:
@@ -70,8 +109,8 @@ def interface(model: "onnx.ModelProto") -> Interface:
         raise ModelError(f"expected one output, found {len(graph.output)} ({', '.join(v.name for v in graph.output)})")
     inp, out = inputs[0], graph.output[0]
     in_shape, out_shape = _shape(inp), _shape(out)
-    _check_input_shape(inp.name, in_shape)
-    return Interface(inp.name, in_shape, out.name, out_shape)
+    batched = _check_input_shape(inp.name, in_shape)
+    return Interface(inp.name, in_shape, out.name, out_shape, batched)
 
 
 def _shape(value_info: "onnx.ValueInfoProto") -> tuple[int, ...]:
@@ -79,14 +118,14 @@ def _shape(value_info: "onnx.ValueInfoProto") -> tuple[int, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in dims)
 
 
-def _check_input_shape(name: str, shape: tuple[int, ...]) -> None:
-    """We read dim 0 as the batch dimension; everything else must be known to size the graph."""
-    if len(shape) < 2:
-        raise ModelError(f"input '{name}' has shape {list(shape)}: expected a batch dimension and at least one more")
-    if shape[0] not in (1, -1):
-        raise ModelError(f"input '{name}' has batch dimension {shape[0]}: expected 1 or symbolic")
+def _check_input_shape(name: str, shape: tuple[int, ...]) -> bool:
+    """Whether dim 0 reads as a batch dimension (rank >= 2, dim 0 of 1 or symbolic); every other dim must be
+    known to size the graph."""
+    if not shape:
+        raise ModelError(f"input '{name}' is a scalar (shape []): expected a tensor of rank 1 or more")
     if any(d <= 0 for d in shape[1:]):
-        raise ModelError(f"input '{name}' has shape {list(shape)}: only the batch dimension may be symbolic")
+        raise ModelError(f"input '{name}' has shape {list(shape)}: only the first dimension may be symbolic")
+    return len(shape) >= 2 and shape[0] in (1, -1)
 
 
 def node_label(node: "onnx.NodeProto", index: int) -> str:

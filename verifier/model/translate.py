@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
@@ -71,6 +72,20 @@ class _Ctx:
     hint: str   # fx node name, the base of the Graph node names
     label: str  # ONNX node name (or op#index), for `source` and errors
     op: str     # ONNX op type
+    batched: bool = True  # the model's dim 0 is a batch dim; else values carry a virtual batch axis
+
+    def sample_axis(self, axis: int, rank: int) -> int:
+        """An ONNX axis of a value of `rank` (the batch axis, virtual or not, included) as a per-sample axis."""
+        if not self.batched:
+            rank -= 1
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank:
+            raise self.unsupported(f"axis {axis} out of range for rank {rank}")
+        if not self.batched:
+            return axis
+        if axis == 0:
+            raise self.unsupported("acts along the batch dim")
+        return axis - 1
 
     def emit(self, op: str, x: _Var, shape: tuple[int, ...], suffix: str = "", **kw: Any) -> str:
         return self.builder.emit(self.hint + suffix, op, (x.node,), shape, self.label, **kw)
@@ -92,6 +107,12 @@ def _is_var(v: Value) -> bool:
 
 def _const(v: Value) -> torch.Tensor:
     return torch.as_tensor(v).detach().to(DTYPE)
+
+
+def _probe(out: torch.Tensor) -> torch.Tensor:
+    """A value's probe: floats in DTYPE; bools and integers (comparisons, Casts) kept as they are, so that the
+    modules they feed (Where, Cast) see the type they expect."""
+    return out.detach().to(DTYPE) if out.is_floating_point() else out.detach()
 
 
 def _sample_shape(out: torch.Tensor) -> tuple[int, ...]:
@@ -121,7 +142,7 @@ def _binary(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     if _is_var(first) and _is_var(second):
         if ctx.op in ("Add", "Sub"):
             return _add_vars(ctx, first, second, out)
-        raise ctx.unsupported("both operands depend on the input")
+        return _multiply_vars(ctx, first, second, out)
     x, c, const_first = (second, first, True) if _is_var(second) else (first, second, False)
     if tuple(out.shape) != tuple(x.probe.shape):
         raise ctx.unsupported(
@@ -155,6 +176,17 @@ def _add_vars(ctx: _Ctx, first: _Var, second: _Var, out: torch.Tensor) -> str:
         second = ctx.emit_var("scale_shift", (second,), -second.probe, "_neg",
                               params={"scale": minus, "shift": torch.zeros((), dtype=DTYPE)})
     return ctx.emit_var("add", (first, second), out).node
+
+
+def _multiply_vars(ctx: _Ctx, first: _Var, second: _Var, out: torch.Tensor) -> str:
+    """x * y (a `mul` node, McCormick's relaxation) or x / y = x * reciprocal(y), for operands of the output's
+    shape."""
+    if first.sample_shape != _sample_shape(out) or second.sample_shape != _sample_shape(out):
+        raise ctx.unsupported(f"both operands depend on the input, with shapes {list(first.sample_shape)} and "
+                              f"{list(second.sample_shape)} that broadcast")
+    if ctx.op == "Div":
+        second = ctx.emit_var("reciprocal", (second,), 1.0 / second.probe, "_inv")
+    return ctx.emit_var("mul", (first, second), out).node
 
 
 def _emit_scale_shift(ctx: _Ctx, x: _Var, scale: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> str:
@@ -390,7 +422,10 @@ def _batch_norm(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     bias = _const(mod.bias) if mod.bias is not None else torch.zeros_like(scale)
     scale = scale * weight
     shift = bias - _const(mod.running_mean) * scale
-    view = (-1,) + (1,) * (len(x.sample_shape) - 1)
+    channel = 0 if ctx.batched else 1  # ONNX's (N, C, ...): N is the batch dim, or a sample dim when unbatched
+    if len(x.sample_shape) <= channel:
+        raise ctx.unsupported(f"input of per-sample shape {list(x.sample_shape)} has no channel dim")
+    view = (1,) * channel + (-1,) + (1,) * (len(x.sample_shape) - 1 - channel)
     return _emit_scale_shift(ctx, x, scale.reshape(view), shift.reshape(view), out)
 
 
@@ -399,18 +434,17 @@ def _batch_norm(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
 def _concat(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     if not all(_is_var(v) for v in inputs):
         raise ctx.unsupported("concatenation with a constant tensor")
-    axis = int(ctx.module.axis)
-    axis = axis + out.dim() if axis < 0 else axis
-    if axis == 0:
-        raise ctx.unsupported("concatenation along the batch dim")
-    sizes = tuple(v.sample_shape[axis - 1] for v in inputs)
-    return ctx.emit_var("concat", tuple(inputs), out, attrs={"axis": axis - 1, "sizes": sizes}).node
+    axis = ctx.sample_axis(int(ctx.module.axis), out.dim())
+    sizes = tuple(v.sample_shape[axis] for v in inputs)
+    return ctx.emit_var("concat", tuple(inputs), out, attrs={"axis": axis, "sizes": sizes}).node
 
 
 def _transpose(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     perm = getattr(ctx.module, "perm", None)
-    rank = out.dim()
+    rank = out.dim() - (0 if ctx.batched else 1)
     perm = list(range(rank))[::-1] if perm is None else [int(p) + rank if int(p) < 0 else int(p) for p in perm]
+    if not ctx.batched:
+        return ctx.emit("transpose", inputs[0], _sample_shape(out), attrs={"perm": tuple(perm)})
     if perm[0] != 0:
         raise ctx.unsupported(f"perm {perm} moves the batch dim")
     per_sample = tuple(p - 1 for p in perm[1:])
@@ -422,6 +456,8 @@ def _squeeze_like(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     if any(_is_var(v) for v in inputs[1:]):
         raise ctx.unsupported("axes computed from the input")
     x = inputs[0]
+    if not ctx.batched:  # no batch dim to keep: any squeeze or unsqueeze is a reshape
+        return _reshape(ctx, [x], out)
     probe = torch.randn((2,) + x.sample_shape, dtype=DTYPE)
     with torch.no_grad():
         two = ctx.module(probe, *inputs[1:])
@@ -478,6 +514,169 @@ def _leaky_relu(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     return ctx.emit("leaky_relu", inputs[0], _sample_shape(out), attrs={"alpha": slope})
 
 
+def _pow(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """x ** e for a constant e: 1 is x itself, 0 the constant 1, 2 the `square` op (with its linear
+    relaxation), any other (or an elementwise) exponent the `power` op (interval rule only)."""
+    x, exponent = inputs[0], inputs[1]
+    if not _is_var(x) or _is_var(exponent):
+        raise ctx.unsupported("only a constant exponent on an input-dependent base is supported")
+    if tuple(out.shape) != tuple(x.probe.shape):
+        raise ctx.unsupported("the exponent broadcasts the base to another shape")
+    e = _const(exponent)
+    if not bool(torch.isfinite(e).all()):
+        raise ctx.unsupported("a non-finite exponent")
+    values = torch.unique(e)
+    if values.numel() == 1 and float(values) in (0.0, 1.0, 2.0):
+        if float(values) == 1.0:
+            return x.node
+        if float(values) == 0.0:
+            return _emit_scale_shift(ctx, x, torch.zeros((), dtype=DTYPE), torch.ones((), dtype=DTYPE), out)
+        return ctx.emit("square", x, _sample_shape(out))
+    if e.dim() == out.dim():  # a (size-1) batch axis on the constant: drop it
+        e = e[0]
+    return ctx.emit("power", x, _sample_shape(out), params={"e": e.clone()})
+
+
+_COMPARISONS = {"Greater": ("greater", "less"), "Less": ("less", "greater"),
+                "GreaterOrEqual": ("greater_equal", "less_equal"), "LessOrEqual": ("less_equal", "greater_equal"),
+                "Equal": ("equal", "equal")}
+_INTEGER_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def _constant_operand(ctx: _Ctx, x: _Var, c: Value, out: torch.Tensor) -> torch.Tensor:
+    """A constant operand of an elementwise op on x, broadcast to x's per-sample shape (x keeps its shape)."""
+    if tuple(out.shape) != tuple(x.probe.shape):
+        raise ctx.unsupported(f"broadcasting with the constant changes the shape {list(x.probe.shape)} -> "
+                              f"{list(out.shape)}")
+    c = _const(c)
+    if c.dim() == out.dim():
+        c = c[0]
+    return torch.broadcast_to(c, x.sample_shape).clone()
+
+
+def _compare(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """x > c, x == c, ... with a constant c: a `step` node giving 0 or 1."""
+    first, second = inputs
+    if _is_var(first) == _is_var(second):
+        raise ctx.unsupported("a comparison of two input-dependent values")
+    x, c, kinds = (first, second, 0) if _is_var(first) else (second, first, 1)
+    if not x.probe.is_floating_point():
+        raise ctx.unsupported("a comparison of a non-float input-dependent value")
+    kind = _COMPARISONS[ctx.op][kinds]
+    return ctx.emit("step", x, _sample_shape(out), params={"c": _constant_operand(ctx, x, c, out)},
+                    attrs={"kind": kind})
+
+
+def _cast(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Cast of an input-dependent value: exact conversions are the value itself; to bool a `step` x != 0; from
+    a float to an integer type a `step` trunc (toward zero, as onnxruntime). float16 rounds: refused."""
+    x = inputs[0]
+    src, dst = x.probe.dtype, out.dtype
+    if dst in (torch.float32, torch.float64):
+        return x.node  # floats widen or stay; bools and truncated values are exact in float32 too
+    if dst == torch.bool:
+        return x.node if src == torch.bool else ctx.emit("step", x, _sample_shape(out), attrs={"kind": "nonzero"})
+    if dst in _INTEGER_TYPES:
+        if src == torch.bool or (src in _INTEGER_TYPES and dst in (torch.int32, torch.int64)):
+            return x.node
+        if src.is_floating_point and dst in (torch.int32, torch.int64):
+            return ctx.emit("step", x, _sample_shape(out), attrs={"kind": "trunc"})
+    raise ctx.unsupported(f"a Cast from {src} to {dst} of an input-dependent value (it would round or wrap)")
+
+
+def _where(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Where(cond, a, b) with an input-dependent condition: a `where` node; constant branches are made values
+    of the output's shape (cond * 0 + value). A constant condition takes the affine form instead."""
+    cond, a, b = inputs
+    if not _is_var(cond):
+        raise ctx.unsupported("a constant condition (affine form)")
+    shape = _sample_shape(out)
+    if cond.sample_shape != shape:
+        raise ctx.unsupported("a condition broadcast to another shape")
+    cond_f = ctx.emit_var("scale_shift", (cond,), torch.zeros_like(out, dtype=DTYPE), "_zero",
+                          params={"scale": torch.zeros((), dtype=DTYPE), "shift": torch.zeros((), dtype=DTYPE)})
+    branches = []
+    for k, v in enumerate((a, b)):
+        if _is_var(v):
+            if v.sample_shape != shape or not v.probe.is_floating_point():
+                raise ctx.unsupported("a branch of another shape or type than the output")
+            branches.append(v)
+            continue
+        value = _const(v)
+        value = value[0] if value.dim() == out.dim() else value
+        value = torch.broadcast_to(value, shape).clone()
+        branches.append(ctx.emit_var("scale_shift", (cond_f,), value.unsqueeze(0).expand_as(out), f"_branch{k}",
+                                     params={"scale": torch.zeros((), dtype=DTYPE), "shift": value}))
+    return ctx.emit_var("where", (cond, *branches), out.to(DTYPE)).node
+
+
+def _softmax(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
+    """Softmax along one axis (opset 13+; onnx2torch makes it an nn.Softmax)."""
+    if not isinstance(ctx.module, nn.Softmax) or ctx.module.dim is None:
+        raise ctx.unsupported("Softmax before opset 13 (over flattened trailing dims) is not supported")
+    axis = ctx.sample_axis(int(ctx.module.dim), out.dim())
+    return ctx.emit("softmax", inputs[0], _sample_shape(out), attrs={"axis": axis})
+
+
+# Largest weight matrix (elements) an affine op becomes; beyond it the op is refused rather than slow.
+_AFFINE_MAX_ELEMENTS = 1 << 24
+
+
+def _affine_output(ctx: _Ctx, n: fx.Node, inputs: list[Value], index: int | None, out: torch.Tensor) -> _Var:
+    """An op output that is affine in the input-dependent operands, the others being constants (Gather,
+    Slice, Split, Expand, ReduceSum/Mean, Where with a constant condition, Cast between float types, and
+    broadcasting or higher-rank forms of Add/MatMul/...): y = sum_v W_v x_v + b, emitted as `linear` nodes
+    on the flattened operands. W_v is the module's Jacobian and b its value at 0; the map is then checked
+    at random points, so an op that is not affine (or rounds, like a Cast to float16) is refused."""
+    variables = [(i, v) for i, v in enumerate(inputs) if _is_var(v)]
+    m = out[0].numel()
+    if m == 0 or any(m * v.probe[0].numel() > _AFFINE_MAX_ELEMENTS for _, v in variables):
+        raise ctx.unsupported(f"output of {m} elements: too large (or empty) for its affine form")
+
+    def f(*xs: torch.Tensor) -> torch.Tensor:
+        values = list(inputs)
+        for (i, v), x in zip(variables, xs):
+            values[i] = _Var(v.node, x)
+        y = _run_module(ctx.module, n, values, ctx.batched)
+        y = y if index is None else y[index]
+        if not (isinstance(y, torch.Tensor) and y.is_floating_point()):
+            raise TypeError("not a floating-point output")
+        return y.reshape(-1).to(DTYPE)
+
+    zeros = tuple(torch.zeros_like(v.probe) for _, v in variables)
+    try:
+        with torch.no_grad():
+            bias = f(*zeros)
+        jac = torch.autograd.functional.jacobian(f, zeros)
+    except Exception as e:
+        raise ctx.unsupported(f"not an affine map of the input-dependent operands ({describe(e)})") from None
+    weights = [j.reshape(m, -1).detach().to(DTYPE) for j in jac]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        xs = tuple(3 * torch.randn(z.shape, generator=gen, dtype=DTYPE) for z in zeros)
+        with torch.no_grad():
+            want = f(*xs)
+        got = bias + sum(w @ x.reshape(-1) for w, x in zip(weights, xs))
+        if not torch.allclose(got, want, rtol=1e-5, atol=1e-5 * (1 + float(want.abs().max()))):
+            raise ctx.unsupported("not an affine map of the input-dependent operands")
+    suffix = "" if index is None else f"_{index}"
+    terms = []
+    for k, ((_, v), w) in enumerate(zip(variables, weights)):
+        flat = v
+        if v.sample_shape != (w.shape[1],):
+            flat = ctx.emit_var("reshape", (v,), v.probe.reshape(1, -1), f"{suffix}_flat{k}",
+                                attrs={"shape": (w.shape[1],)})
+        b = bias if k == 0 else torch.zeros(m, dtype=DTYPE)
+        probe = flat.probe @ w.T + b
+        terms.append(ctx.emit_var("linear", (flat,), probe, f"{suffix}_lin{k}",
+                                  params={"W": w.contiguous().clone(), "b": b.contiguous().clone()}))
+    y = terms[0] if len(terms) == 1 else ctx.emit_var("add", tuple(terms), sum(t.probe for t in terms), suffix + "_sum")
+    shape = _sample_shape(out)
+    if shape != (m,):
+        y = ctx.emit_var("reshape", (y,), y.probe.reshape(out.shape), suffix + "_shape", attrs={"shape": shape})
+    return _Var(y.node, out.detach().to(DTYPE))
+
+
 _HANDLERS: dict[str, Callable[[_Ctx, list[Value], torch.Tensor], str]] = {
     "Relu": _relu,
     "Flatten": _reshape,
@@ -503,9 +702,29 @@ _HANDLERS: dict[str, Callable[[_Ctx, list[Value], torch.Tensor], str]] = {
     "Sigmoid": _elementwise("sigmoid"),
     "Tanh": _elementwise("tanh"),
     "LeakyRelu": _leaky_relu,
+    "Pow": _pow,
+    "Softmax": _softmax,
+    "Greater": _compare,
+    "Less": _compare,
+    "GreaterOrEqual": _compare,
+    "LessOrEqual": _compare,
+    "Equal": _compare,
+    "Cast": _cast,
+    "Where": _where,
 }
+# Ops translated by `_affine_output` (alone, or where their handler refuses a form, e.g. MatMul on a matrix).
+_AFFINE_OPS = frozenset({"Gather", "Slice", "Split", "Expand", "ReduceSum", "ReduceMean", "Where", "Cast",
+                         "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Neg", "Concat", "Pad", "Squeeze",
+                         "Unsqueeze", "Flatten", "Reshape", "Transpose", "Conv", "AveragePool",
+                         "GlobalAveragePool"})
+# Handlers that read dim 0 as the batch dim (image layouts): an unbatched model takes the affine form instead.
+_BATCH_ONLY_HANDLERS = frozenset({"Conv", "Pad", "AveragePool", "GlobalAveragePool", "MaxPool"})
+# Ops whose output is a constant once the input's shape is known (we verify one sample at a time).
+_SHAPE_OPS = frozenset({"Shape"})
+# Folded away when their inputs are constants; refused (one line) on input-dependent values.
+_CONSTANT_ONLY_OPS = frozenset({"ConstantOfShape"})
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})  # y = x at inference; Dropout's mask output is not supported
-SUPPORTED_OPS = frozenset(_HANDLERS) | _ALIAS_OPS | {"Constant"}
+SUPPORTED_OPS = frozenset(_HANDLERS) | _AFFINE_OPS | _SHAPE_OPS | _CONSTANT_ONLY_OPS | _ALIAS_OPS | {"Constant"}
 
 
 # ---- driver ----------------------------------------------------------------------------------------
@@ -514,6 +733,9 @@ def to_fx(model: "onnx.ModelProto") -> fx.GraphModule:
     """Convert with onnx2torch, imported here only: it pulls in torchvision (about 1.5 s)."""
     import onnx2torch
 
+    from verifier.model.onnx_compat import register_converters
+
+    register_converters()
     try:
         gm = onnx2torch.convert(model, attach_onnx_mapping=True)
     except NotImplementedError as e:
@@ -524,7 +746,10 @@ def to_fx(model: "onnx.ModelProto") -> fx.GraphModule:
 
 
 def translate(gm: fx.GraphModule, model: "onnx.ModelProto", iface: Interface) -> Graph:
-    """Walk the fx graph once, folding constants and emitting Graph nodes for input-dependent values."""
+    """Walk the fx graph once, folding constants and emitting Graph nodes for input-dependent values.
+
+    Unbatched models (`iface.batched` False) run each module on the value without its virtual batch axis
+    (the tensor the ONNX node sees), and the result gets the axis back for the handlers."""
     producers = {out: (node, node_label(node, i)) for i, node in enumerate(model.graph.node) for out in node.output}
     builder = _Builder()
     env: dict[fx.Node, Value] = {}
@@ -538,12 +763,32 @@ def translate(gm: fx.GraphModule, model: "onnx.ModelProto", iface: Interface) ->
         elif n.op == "call_function":
             env[n] = _getitem(n, gm, producers, env)
         elif n.op == "call_module":
-            env[n] = _call_module(n, gm, producers, env, builder)
+            env[n] = _call_module(n, gm, producers, env, builder, iface.batched)
         elif n.op == "output":
             output = env[n.args[0]] if isinstance(n.args[0], fx.Node) else None
+            if isinstance(output, (tuple, list)):  # onnx2torch returns a multi-output node's whole tuple
+                output = _pick_output(n.args[0], output, gm, producers, iface.output_name)
+    if isinstance(output, torch.Tensor) and not iface.batched:  # a constant output (e.g. Shape of the input)
+        flat = torch.as_tensor(output).detach().to(DTYPE).reshape(-1)
+        n_in = math.prod(iface.sample_shape)
+        node = builder.emit("constant_flat", "reshape", (input_name,), (n_in,), "", attrs={"shape": (n_in,)})
+        node = builder.emit("constant", "linear", (node,), (flat.numel(),), "",
+                            params={"W": torch.zeros(flat.numel(), n_in, dtype=DTYPE), "b": flat.clone()})
+        shape = tuple(output.shape)
+        if shape != (flat.numel(),):
+            node = builder.emit("constant_shape", "reshape", (node,), shape, "", attrs={"shape": shape})
+        output = _Var(node, flat.reshape((1,) + shape))
     if not isinstance(output, _Var):
         raise ModelError("the output does not depend on the input (or there are several outputs)")
     return Graph(tuple(builder.nodes), input_name, output.node, iface.input_shape)
+
+
+def _pick_output(n: fx.Node, values: Any, gm: fx.GraphModule, producers: Mapping[str, tuple], name: str) -> Value:
+    """The element of a multi-output node's values that is the graph output `name`."""
+    if n.op != "call_module":
+        return None
+    node, _ = _onnx_node(n, gm, producers)
+    return values[list(node.output).index(name)] if name in node.output else None
 
 
 def _onnx_node(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple]) -> tuple["onnx.NodeProto", str]:
@@ -554,37 +799,74 @@ def _onnx_node(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple]) -
 
 
 def _getitem(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple], env: dict[fx.Node, Value]) -> Value:
-    """onnx2torch indexes multi-output nodes; the only one we support is Dropout, whose output 0 is its input."""
+    """onnx2torch indexes multi-output nodes: Dropout (output 0 is its input) and Split (a tuple of values)."""
     src, index = n.args
     if n.target is not operator.getitem or not isinstance(src, fx.Node) or src.op != "call_module":
         raise UnsupportedModelError(f"unexpected fx function {n.target} in the converted model")
+    value = env[src]
+    if isinstance(value, (tuple, list)):  # a multi-output node, constant or translated output by output
+        return value[index]
     node, label = _onnx_node(src, gm, producers)
     if node.op_type != "Dropout" or index != 0:
         raise UnsupportedModelError(f"node {label} ({node.op_type}): output {index} is not supported")
-    return env[src]
+    return value
+
+
+def _run_module(module: nn.Module, n: fx.Node, values: list[Value], batched: bool, add_axis: bool = True) -> Any:
+    """The module on `values` (each _Var replaced by its probe, without the virtual batch axis when
+    unbatched); outputs that depend on a _Var get the virtual axis back."""
+    stripped = [(v.probe if batched else v.probe[0]) if _is_var(v) else v for v in values]
+    if type(module).__name__ == "OnnxConstantOfShape":  # its torch.Size(tensor) fails on recent torch
+        value = module.value.reshape(-1)[0]
+        return torch.full(tuple(int(d) for d in torch.as_tensor(stripped[0]).tolist()), value.item(),
+                          dtype=value.dtype)
+    out = module(*stripped[: len(n.args)], **dict(zip(n.kwargs, stripped[len(n.args):])))
+    if batched or not add_axis or not any(_is_var(v) for v in values):
+        return out
+    if isinstance(out, (tuple, list)):
+        return type(out)(o.unsqueeze(0) for o in out)
+    return out.unsqueeze(0)
 
 
 def _call_module(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple],
-                 env: dict[fx.Node, Value], builder: _Builder) -> Value:
+                 env: dict[fx.Node, Value], builder: _Builder, batched: bool = True) -> Value:
     module = gm.get_submodule(n.target)
     node, label = _onnx_node(n, gm, producers)
     op = op_label(node)
     inputs = [env[a] if isinstance(a, fx.Node) else a for a in list(n.args) + list(n.kwargs.values())]
     if op in _ALIAS_OPS:
         return inputs[0]
-    probe_in = [v.probe if _is_var(v) else v for v in inputs]
     try:
-        with torch.no_grad():
-            out = module(*probe_in[: len(n.args)], **dict(zip(n.kwargs, probe_in[len(n.args):])))
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # onnx2torch's Slice warns of a torch deprecation
+            out = _run_module(module, n, inputs, batched, add_axis=op not in _SHAPE_OPS)
     except Exception as e:
         raise ModelError(f"node {label} ({op}) fails at batch size 1 ({describe(e)})") from None
-    if not any(_is_var(v) for v in inputs):
-        return out  # constant folding
-    if op not in _HANDLERS:
+    if not any(_is_var(v) for v in inputs) or op in _SHAPE_OPS:
+        return out  # constant folding; a shape is known at batch size 1 whatever the input's values
+    ctx = _Ctx(builder, module, n.name, label, op, batched)
+    if isinstance(out, (tuple, list)):  # several outputs (Split): each an affine map of the inputs
+        if op not in _AFFINE_OPS:
+            raise UnsupportedModelError(f"node {label} ({op}) is not supported on input-dependent values")
+        return tuple(_affine_output(ctx, n, inputs, k, o) for k, o in enumerate(out))
+    if op not in _HANDLERS and op not in _AFFINE_OPS:
         raise UnsupportedModelError(f"node {label} ({op}) is not supported on input-dependent values")
     if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != 1:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UnsupportedModelError(
             f"node {label} ({op}) does not keep the batch dimension first (output {shape} at batch 1)")
-    ctx = _Ctx(builder, module, n.name, label, op)
-    return _Var(_HANDLERS[op](ctx, inputs, out), out.detach().to(DTYPE))
+    if op not in _HANDLERS or (not batched and op in _BATCH_ONLY_HANDLERS):
+        if op not in _AFFINE_OPS:
+            raise ctx.unsupported("not supported on a model without a batch dimension")
+        return _affine_output(ctx, n, inputs, None, out)
+    mark = len(builder.nodes)
+    try:
+        return _Var(_HANDLERS[op](ctx, inputs, out), _probe(out))
+    except UnsupportedModelError as refused:
+        if op not in _AFFINE_OPS:
+            raise
+        del builder.nodes[mark:]  # the handler may have emitted nodes before giving up
+        try:
+            return _affine_output(ctx, n, inputs, None, out)
+        except UnsupportedModelError:
+            raise refused from None  # the handler's reason says more

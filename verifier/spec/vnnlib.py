@@ -13,7 +13,7 @@ import itertools
 import math
 import os
 import re
-from typing import Iterable, NamedTuple, Sequence, Union
+from typing import Iterable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -126,24 +126,26 @@ class _Var:
 
 
 class _Bound(NamedTuple):
-    """x[index] <= value (is_upper) or x[index] >= value."""
+    """x[index] <= value (is_upper) or x[index] >= value; < or > when strict."""
 
     index: int
     is_upper: bool
     value: float
     pos: int
+    strict: bool = False
 
 
 class _Row(NamedTuple):
-    """sum(c * y[j] for j, c in coeffs) + const <= 0, with coeffs sorted by j."""
+    """sum(c * y[j] for j, c in coeffs) + const <= 0 (< 0 when strict), with coeffs sorted by j."""
 
     coeffs: tuple[tuple[int, float], ...]
     const: float
     pos: int
+    strict: bool = False
 
     @property
-    def key(self) -> tuple[tuple[tuple[int, float], ...], float]:
-        return self.coeffs, self.const
+    def key(self) -> tuple[tuple[tuple[int, float], ...], float, bool]:
+        return self.coeffs, self.const, self.strict
 
 
 _Constraint = Union[_Bound, _Row]
@@ -267,22 +269,24 @@ class _Interpreter:
         value = _parse_number(args[1].text)
         if var is None or var.kind != "X" or value is None or not math.isfinite(value):
             return None
-        return _Bound(var.index, op.text in ("<=", "<"), value, node.pos)
+        return _Bound(var.index, op.text in ("<=", "<"), value, node.pos, op.text in ("<", ">"))
 
     def _compare(self, node: _List, op: _Atom, args: list[_Node]) -> list[_Constraint]:
-        """`(<= a b c)` is a <= b and b <= c (SMT-LIB chaining); strict comparisons are taken as non-strict."""
+        """`(<= a b c)` is a <= b and b <= c (SMT-LIB chaining). Strict comparisons bound as non-strict ones
+        (a superset: sound for proofs); on outputs they stay strict for the counterexample check."""
         if len(args) < 2:
             raise self.src.error(op.pos, f"{op.text!r} needs at least two operands")
         terms = [self._linear(a) for a in args]
+        strict = op.text in ("<", ">")
         out: list[_Constraint] = []
         for lo, hi in itertools.pairwise(terms):
             if op.text in ("<=", "<", "="):
-                out.append(self._classify(_difference(lo, hi), node.pos))
+                out.append(self._classify(_difference(lo, hi), node.pos, strict))
             if op.text in (">=", ">", "="):
-                out.append(self._classify(_difference(hi, lo), node.pos))
+                out.append(self._classify(_difference(hi, lo), node.pos, strict))
         return out
 
-    def _classify(self, lin: _Linear, pos: int) -> _Constraint:
+    def _classify(self, lin: _Linear, pos: int, strict: bool = False) -> _Constraint:
         """Turn `lin <= 0` into an input bound or an output row; anything else is unsupported."""
         coeffs = {v: c for v, c in lin[0].items() if c != 0.0}
         if not coeffs:
@@ -291,13 +295,13 @@ class _Interpreter:
         if len(kinds) == 2:
             raise self.src.error(pos, "constraint mixing inputs (X) and outputs (Y) is not supported")
         if "Y" in kinds:
-            return _Row(tuple(sorted((v.index, c) for v, c in coeffs.items())), lin[1], pos)
+            return _Row(tuple(sorted((v.index, c) for v, c in coeffs.items())), lin[1], pos, strict)
         if len(coeffs) > 1:
             names = ", ".join(v.name for v in coeffs)
             what = f"linear constraint over several inputs ({names}) is not supported: only bounds on single inputs"
             raise self.src.error(pos, what)
         ((var, c),) = coeffs.items()
-        return _Bound(var.index, c > 0, -lin[1] / c, pos)
+        return _Bound(var.index, c > 0, -lin[1] / c, pos, strict)
 
     # ---- arithmetic
 
@@ -373,30 +377,34 @@ def _difference(a: _Linear, b: _Linear) -> _Linear:
 # --------------------------------------------------------------------------------------------------- assembly
 
 
-_Intervals = Union[list[float], dict[int, float]]  # per-input bounds, dense (base box) or sparse (a term's refinements)
+# (value, strict) per input: dense (the base box) or sparse (a term's refinements)
+_Intervals = Union[list[tuple[float, bool]], dict[int, tuple[float, bool]]]
 
 
 class _Boxes:
-    """Input boxes: the base box (from the shared conjunction) refined per DNF term, deduplicated by content."""
+    """Input boxes: the base box (from the shared conjunction) refined per DNF term, deduplicated by content.
+
+    Each end is (value, strict): the box is closed for the bounds (a superset: proofs stay sound), and a
+    strict end is kept so that a counterexample lying on it is not reported."""
 
     def __init__(self, src: _Source, n_inputs: int, base: Iterable[_Bound]) -> None:
         self.src = src
-        self.lower = [-math.inf] * n_inputs
-        self.upper = [math.inf] * n_inputs
+        self.lower: list[tuple[float, bool]] = [(-math.inf, False)] * n_inputs
+        self.upper: list[tuple[float, bool]] = [(math.inf, False)] * n_inputs
         for b in base:
             self._tighten(self.lower, self.upper, b)
 
     def _tighten(self, lower: _Intervals, upper: _Intervals, b: _Bound) -> None:
         i = b.index
-        if b.is_upper:
-            upper[i] = min(upper[i], b.value)
+        if b.is_upper:  # the smaller value, strict first among equal ones
+            upper[i] = min(upper[i], (b.value, b.strict), key=lambda e: (e[0], not e[1]))
         else:
-            lower[i] = max(lower[i], b.value)
-        if lower[i] > upper[i]:
-            what = f"empty input box: X_{i} has lower bound {lower[i]!r} > upper bound {upper[i]!r}"
+            lower[i] = max(lower[i], (b.value, b.strict), key=lambda e: (e[0], e[1]))
+        if lower[i][0] > upper[i][0]:
+            what = f"empty input box: X_{i} has lower bound {lower[i][0]!r} > upper bound {upper[i][0]!r}"
             raise self.src.error(b.pos, what)
 
-    def key(self, bounds: Sequence[_Bound]) -> tuple[tuple[int, float, float], ...]:
+    def key(self, bounds: Sequence[_Bound]) -> tuple[tuple[int, tuple[float, bool], tuple[float, bool]], ...]:
         """A canonical key for base ∩ bounds: the inputs whose interval differs from the base box."""
         if not bounds:
             return ()
@@ -408,22 +416,27 @@ class _Boxes:
             (i, lower[i], upper[i]) for i in sorted(lower) if (lower[i], upper[i]) != (self.lower[i], self.upper[i])
         )
 
-    def arrays(self, key: tuple[tuple[int, float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.array(self.lower, dtype=np.float64)
-        upper = np.array(self.upper, dtype=np.float64)
+    def arrays(self, key: tuple) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        """lower, upper, and the masks of their strict ends (None where there is none)."""
+        lower, upper = list(self.lower), list(self.upper)
         for i, lo, hi in key:
             lower[i], upper[i] = lo, hi
-        return lower, upper
+        open_lower = np.array([e[1] for e in lower], dtype=bool)
+        open_upper = np.array([e[1] for e in upper], dtype=bool)
+        return (np.array([e[0] for e in lower], dtype=np.float64), np.array([e[0] for e in upper], dtype=np.float64),
+                open_lower if open_lower.any() else None, open_upper if open_upper.any() else None)
 
 
-def _clause(rows: Sequence[tuple[tuple[tuple[int, float], ...], float]], n_outputs: int) -> Clause:
+def _clause(rows: Sequence[tuple[tuple[tuple[int, float], ...], float, bool]], n_outputs: int) -> Clause:
     C = np.zeros((len(rows), n_outputs), dtype=np.float64)
     d = np.zeros(len(rows), dtype=np.float64)
-    for r, (coeffs, const) in enumerate(rows):
+    strict = np.zeros(len(rows), dtype=bool)
+    for r, (coeffs, const, is_strict) in enumerate(rows):
         for j, c in coeffs:
             C[r, j] = c
         d[r] = const
-    return Clause(C, d)
+        strict[r] = is_strict
+    return Clause(C, d, strict if strict.any() else None)
 
 
 def _count(src: _Source, variables: Iterable[_Var], kind: str, what: str) -> int:
@@ -468,9 +481,10 @@ def _assemble(src: _Source, interp: _Interpreter) -> Spec:
     inputs = sorted((v for v in interp.vars.values() if v.kind == "X"), key=lambda v: v.index)
     properties = []
     for k, (box, clause_keys) in enumerate(groups.items()):
-        lower, upper = boxes.arrays(box)
+        lower, upper, open_lower, open_upper = boxes.arrays(box)
         _check_complete(src, inputs, lower, upper, f" in input box {k + 1} of {len(groups)}" if len(groups) > 1 else "")
-        properties.append(Property(lower, upper, tuple(_clause(rows, n_outputs) for rows in clause_keys)))
+        properties.append(Property(lower, upper, tuple(_clause(rows, n_outputs) for rows in clause_keys),
+                                   open_lower, open_upper))
     return Spec(n_inputs, n_outputs, tuple(properties), src.name)
 
 
@@ -485,7 +499,11 @@ def parse_vnnlib_text(text: str, source: str = "<string>") -> Spec:
     from verifier.spec import vnnlib2  # here, not at the top: vnnlib2 builds on this module
 
     if vnnlib2.declares_version(text):
-        return vnnlib2.parse_query_text(text, source).spec
+        query = vnnlib2.parse_query_text(text, source)
+        if not query.simple:
+            raise SpecError(f"{source}:1:1: this query has several networks, inputs, outputs or hidden tensors, or "
+                            "constraints over several inputs: give it as `verify QUERY --network NAME=NET.onnx ...`")
+        return query.spec
     src = _Source(source, text)
     interp = _Interpreter(src)
     interp.run(_read_sexprs(src))
@@ -494,12 +512,22 @@ def parse_vnnlib_text(text: str, source: str = "<string>") -> Spec:
 
 def read_spec_text(path: str | os.PathLike[str]) -> str:
     """The text of a spec file; unreadable files raise SpecError too, so the CLI reports one line."""
+    import gzip
+    import zlib
+
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as f:
-            return f.read()
+        with open(name, "rb") as f:
+            data = f.read()
+        if data.startswith(b"\x1f\x8b"):  # a .vnnlib.gz
+            data = gzip.decompress(data)
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
     except OSError as e:
+        if isinstance(e, gzip.BadGzipFile) or not e.strerror:
+            raise SpecError(f"{name}: cannot read compressed spec: {e}") from None
         raise SpecError(f"{name}: cannot read spec: {e.strerror or e}") from e
+    except (EOFError, zlib.error) as e:
+        raise SpecError(f"{name}: cannot read compressed spec: {e}") from None
     except UnicodeDecodeError as e:
         raise SpecError(f"{name}: not a text file (byte {e.start} is not UTF-8)") from e
 

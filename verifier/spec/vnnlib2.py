@@ -17,6 +17,7 @@ Lenient where harmless: whitespace inside `X[0, 3]`, scientific numerals, `/` by
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
@@ -24,7 +25,8 @@ from typing import Iterable, Optional
 from verifier.errors import SpecError
 from verifier.spec.spec import Spec
 from verifier.spec.vnnlib import (  # the 1.0 machinery this module reuses
-    _assemble, _Atom, _Interpreter, _Linear, _List, _Node, _read_sexprs, _Source, _Term, _Var, read_spec_text,
+    _assemble, _Atom, _Constraint, _Interpreter, _Linear, _List, _Node, _read_sexprs, _Row, _Source, _Term, _Var,
+    read_spec_text,
 )
 
 __all__ = ["ELEMENT_TYPES", "Query", "TensorDecl", "declares_version", "parse_query", "parse_query_text"]
@@ -58,14 +60,39 @@ class TensorDecl:
 
 
 @dataclass(frozen=True)
+class NetworkDecl:
+    """One `declare-network`: its tensors in declaration order and how it relates to an earlier network."""
+
+    name: str
+    inputs: tuple[TensorDecl, ...]
+    outputs: tuple[TensorDecl, ...]  # declare-output and declare-hidden, in declaration order
+    hidden: frozenset[str] = frozenset()  # names of the declare-hidden tensors among `outputs`
+    relation: Optional[tuple[str, str]] = None  # ("equal-to" | "isomorphic-to", earlier network's name)
+
+
+@dataclass(frozen=True)
 class Query:
-    """A parsed single-network 2.0 query: its declarations and the property as a `Spec`."""
+    """A parsed 2.0 query: its declarations and the property as a `Spec`.
+
+    The spec's inputs X are every network's inputs, flattened and concatenated in declaration order; its
+    outputs Y every network's outputs and hidden tensors likewise. `network`, `input` and `output` are the
+    first of each (the whole query when it is `simple`)."""
 
     version: str  # "2.0"
     network: str
     input: TensorDecl
     output: TensorDecl
     spec: Spec
+    networks: tuple[NetworkDecl, ...] = ()
+    # Constraints over several inputs, or over inputs and outputs together: the spec's Y then ends with a copy
+    # of every input (Y[n_outputs + i] = X[i]), which the merged model computes, and those rows are over Y.
+    inputs_as_outputs: bool = False
+
+    @property
+    def simple(self) -> bool:
+        """One network with one input and one output tensor, no hidden ones, constraints of the 1.0 kinds."""
+        return not self.inputs_as_outputs and len(self.networks) <= 1 and all(
+            len(n.inputs) == 1 and len(n.outputs) == 1 and not n.hidden for n in self.networks)
 
 
 def declares_version(text: str) -> bool:
@@ -98,8 +125,11 @@ class _Interpreter2(_Interpreter):
     def __init__(self, src: _Source) -> None:
         super().__init__(src)
         self.version = ""
-        self.network: Optional[_Atom] = None
+        self.network: Optional[_Atom] = None  # the first network
         self.decls: dict[str, tuple[TensorDecl, str]] = {}  # tensor name -> (declaration, "X" input | "Y" output)
+        self.networks: list[NetworkDecl] = []
+        self.sizes = {"X": 0, "Y": 0}  # elements declared so far: the next tensor's offset
+        self.inputs_as_outputs = False
 
     # ---- commands
 
@@ -140,38 +170,45 @@ class _Interpreter2(_Interpreter):
         self.version = f"{m.group(1)}.{m.group(2)}"
 
     def _network(self, cmd: _List) -> None:
+        """`(declare-network NAME [(equal-to N) | (isomorphic-to N)] (declare-input ...)... (declare-output ...)...
+        (declare-hidden ...)...)`: inputs and outputs in any number (at least one each)."""
         if len(cmd.items) < 2 or not isinstance(cmd.items[1], _Atom) or not re.fullmatch(_NAME, cmd.items[1].text):
             raise self.src.error(cmd.pos, "expected (declare-network NAME (declare-input ...) (declare-output ...))")
-        if self.network is not None:
-            line, _ = self.src.line_col(self.network.pos)
-            raise self.src.error(cmd.pos, f"a second network {cmd.items[1].text!r} (the first, "
-                                          f"{self.network.text!r}, is on line {line}): only single-network "
-                                          "queries are supported")
-        self.network = cmd.items[1]
-        kinds: dict[str, list[_List]] = {"X": [], "Y": []}
+        name = cmd.items[1]
+        if any(n.name == name.text for n in self.networks):
+            raise self.src.error(name.pos, f"a second network named {name.text!r}")
+        if self.network is None:
+            self.network = name
+        relation: Optional[tuple[str, str]] = None
+        inputs: list[TensorDecl] = []
+        outputs: list[TensorDecl] = []
+        hidden: set[str] = set()
         for part in cmd.items[2:]:
             if not isinstance(part, _List):
                 raise self.src.error(part.pos, f"unexpected {part.text!r} in declare-network")
             head = self._head(part, "a declaration")
             if head.text == "declare-input":
-                kinds["X"].append(part)
-            elif head.text == "declare-output":
-                kinds["Y"].append(part)
-            elif head.text == "declare-hidden":
-                raise self.src.error(head.pos, "hidden-node declarations are not supported")
+                inputs.append(self._declare_tensor(part, "X"))
+            elif head.text in ("declare-output", "declare-hidden"):
+                decl = self._declare_tensor(part, "Y", hidden=head.text == "declare-hidden")
+                outputs.append(decl)
+                if head.text == "declare-hidden":
+                    hidden.add(decl.name)
             elif head.text in ("equal-to", "isomorphic-to"):
-                raise self.src.error(head.pos, f"{head.text} relates several networks: not supported")
+                other = part.items[1] if len(part.items) == 2 and isinstance(part.items[1], _Atom) else None
+                if other is None or not any(n.name == other.text for n in self.networks):
+                    raise self.src.error(part.pos, f"expected ({head.text} NETWORK) naming a network declared before")
+                if relation is not None:
+                    raise self.src.error(part.pos, f"network {name.text!r} relates to a second network")
+                relation = (head.text, other.text)
             else:
                 raise self.src.error(head.pos, f"unknown declaration {head.text!r} in declare-network")
-        for kind, what in (("X", "input"), ("Y", "output")):
-            if len(kinds[kind]) != 1:
-                found = f"{len(kinds[kind])} {what} declarations"
-                at = kinds[kind][1].pos if kinds[kind] else cmd.pos
-                raise self.src.error(at, f"network {self.network.text!r} has {found}: only networks with exactly "
-                                         "one input and one output tensor are supported")
-            self._declare_tensor(kinds[kind][0], kind)
+        for decls, what in ((inputs, "input"), (outputs, "output")):
+            if not decls:
+                raise self.src.error(cmd.pos, f"network {name.text!r} declares no {what}")
+        self.networks.append(NetworkDecl(name.text, tuple(inputs), tuple(outputs), frozenset(hidden), relation))
 
-    def _declare_tensor(self, decl: _List, kind: str) -> None:
+    def _declare_tensor(self, decl: _List, kind: str, hidden: bool = False) -> TensorDecl:
         """`(declare-input X float32 [1,5])`: register every element X[i,j] as a variable, in row-major order."""
         head, args = decl.items[0], decl.items[1:]
         onnx_name = None
@@ -193,11 +230,45 @@ class _Interpreter2(_Interpreter):
             raise self.src.error(args[1].pos, f"{name.text}: dimensions must be positive, got [{dims}]")
         if name.text in self.decls:
             raise self.src.error(name.pos, f"duplicate declaration of {name.text}")
+        if hidden and onnx_name is None:
+            raise self.src.error(decl.pos, f"(declare-hidden {name.text} TYPE [dims] \"ONNX_NODE_OUTPUT\") needs the "
+                                           "name of the ONNX tensor it is")
         line, _ = self.src.line_col(decl.pos)
-        self.decls[name.text] = (TensorDecl(name.text, element_type, shape, line, onnx_name), kind)
+        tensor = TensorDecl(name.text, element_type, shape, line, onnx_name)
+        self.decls[name.text] = (tensor, kind)
+        offset = self.sizes[kind]
         for flat, index in enumerate(itertools.product(*(range(d) for d in shape))):
             element = f"{name.text}[{','.join(map(str, index))}]" if shape else name.text
-            self.vars[element] = _Var(element, kind, flat, name.pos)
+            self.vars[element] = _Var(element, kind, offset + flat, name.pos)
+        self.sizes[kind] = offset + math.prod(shape)
+        return tensor
+
+    def _classify(self, lin: _Linear, pos: int, strict: bool = False) -> _Constraint:
+        """A constraint over several inputs, or over inputs and outputs, becomes a row over Y in which input i
+        is written -(i + 1) until `remap_inputs` knows where the copies of the inputs start."""
+        coeffs = {v: c for v, c in lin[0].items() if c != 0.0}
+        if any(v.kind == "X" for v in coeffs) and len(coeffs) > 1:
+            self.inputs_as_outputs = True
+            row = tuple(sorted((v.index if v.kind == "Y" else -(v.index + 1), c) for v, c in coeffs.items()))
+            return _Row(row, lin[1], pos, strict)
+        return super()._classify(lin, pos, strict)
+
+    def remap_inputs(self) -> None:
+        """Rows over inputs point at the copies of the inputs after the outputs; those copies are declared as
+        Y variables so that the spec counts them."""
+        if not self.inputs_as_outputs:
+            return
+        n_y = self.sizes["Y"]
+
+        def remap(c: _Constraint) -> _Constraint:
+            if not isinstance(c, _Row) or all(j >= 0 for j, _ in c.coeffs):
+                return c
+            return c._replace(coeffs=tuple(sorted((n_y - j - 1 if j < 0 else j, v) for j, v in c.coeffs)))
+
+        self.base = [remap(c) for c in self.base]
+        self.disjunctive = [[tuple(remap(c) for c in term) for term in terms] for terms in self.disjunctive]
+        for i in range(self.sizes["X"]):
+            self.vars[f"@X{i}"] = _Var(f"@X{i}", "Y", n_y + i, 0)
 
     # ---- formulas: 2.0 spells equality `==`; `!=` is a disjunction of strict inequalities we cannot keep strict
 
@@ -234,10 +305,12 @@ def parse_query_text(text: str, source: str = "<string>") -> Query:
     src = _Source2(source, text)
     interp = _Interpreter2(src)
     interp.run(_read_sexprs(src))
+    interp.remap_inputs()
     spec = _assemble(src, interp)
-    decls = {kind: decl for decl, kind in interp.decls.values()}
     assert interp.network is not None  # run() guarantees it
-    return Query(interp.version, interp.network.text, decls["X"], decls["Y"], spec)
+    first = interp.networks[0]
+    return Query(interp.version, interp.network.text, first.inputs[0], first.outputs[0], spec,
+                 tuple(interp.networks), interp.inputs_as_outputs)
 
 
 def parse_query(path: str) -> Query:
