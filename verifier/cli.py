@@ -110,6 +110,10 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
     standard = _guarded(lambda: is_standard_form(model, spec, networks))
     if standard and as_json:
         _fail(3, "--json does not apply to `verify QUERY --network ...`, which prints the VNN-LIB standard's answer")
+    if results_file:
+        from verifier.errors import check_output_path
+
+        _guarded(lambda: check_output_path(results_file, "--results-file"))
 
     def run() -> Any:
         from verifier.api import verify as api_verify

@@ -204,6 +204,11 @@ def certify(**opts: Any) -> None:
 
     def run() -> dict[str, Any]:
         req = _parse(opts)
+        from verifier.errors import check_output_path
+
+        for option in ("results", "plot"):
+            if opts[option]:
+                check_output_path(opts[option], f"--{option}", make_folder=True)
         if opts["plot"]:
             from verifier.certify.plot import require_matplotlib
 

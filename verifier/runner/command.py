@@ -102,6 +102,7 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
 
         if importlib.util.find_spec("ray") is None:
             _fail(EXIT_BAD_INPUT, "--executor ray needs Ray: pip install 'verifier[ray]'")
+    _guarded(lambda: _check_outputs(results, results_dir, junit))
     plan = _guarded(lambda: _plan(inputs, model, settings))
 
     from verifier.runner.batch import Outputs, open_results, run_batch
@@ -111,6 +112,17 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
     results_file, previous = _guarded(lambda: open_results(outputs))
     batch = _guarded(lambda: run_batch(plan, settings, outputs, make_reporter(quiet), results_file, previous))
     _report(batch, settings, results, junit, as_json, quiet)
+
+
+def _check_outputs(results: Optional[Path], results_dir: Optional[Path], junit: Optional[Path]) -> None:
+    """Output paths are checked (their folders made) before any instance runs: exit 3 at once, not at the end."""
+    from verifier.errors import check_output_path
+
+    for path, option in ((results, "--results"), (junit, "--junit")):
+        if path is not None:
+            check_output_path(path, option, make_folder=True)
+    if results_dir is not None:
+        check_output_path(results_dir, "--results-dir", folder=True)
 
 
 def _plan(inputs: tuple[str, ...], model: Optional[str], settings: Any) -> list[Any]:
