@@ -11,6 +11,32 @@ import click
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
+# What shells and CI runners expect of a process stopped by a signal: 128 + the signal's number.
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds (closing files, stopping workers) as on Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM raise `Terminated` in the main thread (a no-op elsewhere: signals go to the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def interrupt_exit_code(err: BaseException) -> int:
+    """143 for SIGTERM (`Terminated`), 130 for SIGINT (Ctrl-C)."""
+    return EXIT_SIGTERM if isinstance(err, Terminated) else EXIT_SIGINT
+
 
 def fail(code: int, message: str) -> None:
     """One line on stderr and a defined exit code: no traceback for the user."""
@@ -29,8 +55,8 @@ def guarded(fn: Callable[[], Any]) -> Any:
         fail(EXIT_BAD_INPUT, str(err))
     except VerifierError as err:
         fail(EXIT_INTERNAL, str(err))
-    except KeyboardInterrupt:
-        fail(EXIT_INTERNAL, "interrupted")
+    except KeyboardInterrupt as err:
+        fail(interrupt_exit_code(err), "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted")
     except Exception as err:  # noqa: BLE001 - a bug: still one line, the type says where to look
         if debugging():
             traceback.print_exc(file=sys.stderr)

@@ -28,6 +28,7 @@ class BatchResult:
     records: list[dict[str, Any]]  # one per instance of the plan, in plan order
     resumed: int  # how many came from the results file
     elapsed: float  # seconds this invocation ran the batch
+    interrupted: int = 0  # 130 (SIGINT) / 143 (SIGTERM) when the run was stopped: `records` then holds what finished
 
 
 def open_results(outputs: Outputs) -> tuple[Optional[ResultsFile], list[dict[str, Any]]]:
@@ -49,6 +50,7 @@ def run_batch(instances: Sequence[Instance], settings: RunSettings, outputs: Out
     done = {inst.index: recorded[inst.key] for inst in instances if inst.key in recorded}
     todo = [inst for inst in instances if inst.index not in done]
     reporter.start(len(instances), done.values())
+    interrupted = 0
     try:
         for record in execute(todo, settings):
             t = time.monotonic()
@@ -59,9 +61,14 @@ def run_batch(instances: Sequence[Instance], settings: RunSettings, outputs: Out
                 results.append(record)
             done[record["index"]] = record
             reporter.update(record)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: keep what finished for the summary
+        from verifier.commands.common import interrupt_exit_code
+
+        interrupted = interrupt_exit_code(err)
     finally:
         reporter.stop()
         if results is not None:
             results.close()
     n_resumed = len(instances) - len(todo)
-    return BatchResult([done[inst.index] for inst in instances], n_resumed, time.monotonic() - start)
+    records = [done[inst.index] for inst in instances if inst.index in done]
+    return BatchResult(records, n_resumed, time.monotonic() - start, interrupted)

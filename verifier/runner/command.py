@@ -111,7 +111,7 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
     outputs = Outputs(results, resume, results_dir)
     results_file, previous = _guarded(lambda: open_results(outputs))
     batch = _guarded(lambda: run_batch(plan, settings, outputs, make_reporter(quiet), results_file, previous))
-    _report(batch, settings, results, junit, as_json, quiet)
+    _report(batch, settings, results, junit, as_json, quiet, len(plan))
 
 
 def _check_outputs(results: Optional[Path], results_dir: Optional[Path], junit: Optional[Path]) -> None:
@@ -138,7 +138,7 @@ def _plan(inputs: tuple[str, ...], model: Optional[str], settings: Any) -> list[
 
 
 def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[Path], as_json: bool,
-            quiet: bool) -> None:
+            quiet: bool, planned: int) -> None:
     from verifier.commands.common import guarded as _guarded
     from verifier.runner import junit as junit_report
     from verifier.runner.gate import evaluate
@@ -146,6 +146,8 @@ def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[
 
     gate = evaluate(counts_of(batch.records), settings.fail_on, settings.min_verified)
     doc = build(batch.records, batch.resumed, batch.elapsed, gate, settings, str(results) if results else None)
+    if batch.interrupted:
+        doc["interrupted"] = {"exit_code": batch.interrupted, "planned": planned}
     if junit is not None:
         _guarded(lambda: junit_report.write(junit, batch.records, settings.junit_strict))
     if as_json:
@@ -156,4 +158,8 @@ def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[
         from rich.console import Console
 
         print_table(doc, Console())
+    if batch.interrupted:  # the summary above covers what finished; the exit code says the run was stopped
+        signal = "SIGTERM" if batch.interrupted == 143 else "SIGINT"
+        click.echo(f"error: interrupted ({signal}) after {len(batch.records)} of {planned} instances", err=True)
+        sys.exit(batch.interrupted)
     sys.exit(gate.exit_code)

@@ -15,8 +15,9 @@
                "wall": 131.0,           // sum of per-instance wall time
                "overhead": {"total": 0.9, "mean": 0.005, "max": 0.03}},  // per instance: wall - engine
       "results": "acas.jsonl",          // the results file, or null
-      "config": {...}                   // the effective settings (as in every record)
-    }
+      "config": {...},                  // the effective settings (as in every record)
+      "interrupted": {"exit_code": 130, "planned": 186}  // only when Ctrl-C (130) or SIGTERM (143) stopped the
+    }                                   // run: then the counts cover the instances that finished
 
 Fields are only ever added, never renamed, within one schema version.
 """
