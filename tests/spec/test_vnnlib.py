@@ -294,6 +294,15 @@ def test_empty_box_inside_a_disjunct() -> None:
         parse_vnnlib_text(BOX_1 + "(assert (or (and (>= X_0 5)) (<= X_0 0.5)))")
 
 
+@pytest.mark.parametrize("op", ["and", "or", "+"])
+def test_deep_nesting_is_a_spec_error_not_a_recursion_error(op: str) -> None:
+    depth = 5000
+    formula = "(<= " + "(+ " * depth + "Y_0" + ")" * depth + " 0)" if op == "+" else \
+        f"({op} " * depth + "(<= Y_0 0)" + ")" * depth
+    with pytest.raises(SpecError, match=r"<string>:5:\d+: parentheses nested deeper than 100 levels"):
+        parse_vnnlib_text(BOX_1 + f"(assert {formula})")
+
+
 def test_dnf_blowup_in_one_formula() -> None:
     ors = " ".join("(or (<= Y_0 0) (>= Y_0 1))" for _ in range(17))
     with pytest.raises(SpecError, match=f"limit {MAX_DNF_TERMS}"):

@@ -20,9 +20,10 @@ import numpy as np
 from verifier.errors import SpecError
 from verifier.spec.spec import Clause, Property, Spec
 
-__all__ = ["MAX_DNF_TERMS", "load_spec", "parse_vnnlib", "parse_vnnlib_text", "read_spec_text"]
+__all__ = ["MAX_DNF_TERMS", "MAX_NESTING", "load_spec", "parse_vnnlib", "parse_vnnlib_text", "read_spec_text"]
 
 MAX_DNF_TERMS = 100_000  # refuse specs whose DNF would be larger: they would not be verifiable anyway
+MAX_NESTING = 100  # parentheses deeper than this are refused: the formula walk recurses (real specs nest < 10)
 
 _TOKEN_RE = re.compile(r";[^\n]*|([()]|[^\s();]+)")  # comment (captures "") | paren | symbol or number
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -98,6 +99,8 @@ def _read_sexprs(src: _Source) -> list[_List]:
     stack: list[_List] = []
     for at, tok in enumerate(src.tokens):
         if tok == "(":
+            if len(stack) == MAX_NESTING:
+                raise src.error(at, f"parentheses nested deeper than {MAX_NESTING} levels")
             stack.append(_List(at))
         elif tok == ")":
             if not stack:
