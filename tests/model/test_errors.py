@@ -91,6 +91,15 @@ def test_not_onnx(tmp_path: Path, content: bytes) -> None:
     assert "not an ONNX file" in _fails(path)
 
 
+def test_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """A corrupt file whose node name decodes to bytes is refused, not an internal error later."""
+    good = save(tmp_path / "good.onnx", [helper.make_node("Relu", ["x"], ["y"], name="ABCDEF")],
+                [("x", [1, 3])], [("y", [1, 3])])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(good.read_bytes().replace(b"ABCDEF", b"AB\xff\xfeEF"))
+    assert "not UTF-8" in _fails(path)
+
+
 def test_two_inputs(tmp_path: Path) -> None:
     add = helper.make_node("Add", ["y0", "x2"], ["y1"], name="add")
     nodes = [helper.make_node("Gemm", ["x", "W"], ["y0"], name="fc", transB=1), add]

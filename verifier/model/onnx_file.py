@@ -52,6 +52,7 @@ def parse(data: bytes, base_dir: Path) -> "onnx.ModelProto":
         raise ModelError(f"not an ONNX file ({describe(e)})") from None
     if model.ir_version <= 0 or not model.graph.node:
         raise ModelError("not an ONNX file (no IR version or an empty graph)")
+    _check_names(model.graph)
     try:
         load_external_data_for_model(model, str(base_dir))
     except OSError as e:
@@ -87,6 +88,16 @@ def _check_input_shape(name: str, shape: tuple[int, ...]) -> None:
         raise ModelError(f"input '{name}' has batch dimension {shape[0]}: expected 1 or symbolic")
     if any(d <= 0 for d in shape[1:]):
         raise ModelError(f"input '{name}' has shape {list(shape)}: only the batch dimension may be symbolic")
+
+
+def _check_names(graph: "onnx.GraphProto") -> None:
+    """Protobuf hands back a string field that is not UTF-8 as bytes; every later message and lookup expects
+    text, so such a file (corrupt, in practice) is refused here."""
+    fields: list[object] = [v.name for v in (*graph.input, *graph.output, *graph.initializer)]
+    for node in graph.node:
+        fields += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    if any(not isinstance(f, str) for f in fields):
+        raise ModelError("not an ONNX file (a node or tensor name is not UTF-8 text)")
 
 
 def node_label(node: "onnx.NodeProto", index: int) -> str:
