@@ -97,7 +97,7 @@ def print_table(doc: Mapping[str, Any], console: Any, max_listed: int = 10) -> N
                   f"mean {ov['mean'] * 1000:.1f} ms, max {ov['max'] * 1000:.1f} ms", highlight=False)
     notable = [(v, r) for v in (SAT, ERROR) for r in doc["verdicts"][v]]
     for verdict, r in notable[:max_listed]:
-        console.print(f"  {verdict:<5} #{r['index']} {r['onnx']} {r['vnnlib']}"
+        console.print(f"  {verdict:<5} #{r['index'] + 1} {r['onnx']} {r['vnnlib']}"  # 1-based, as the log lines
                       + (f": {r['message']}" if r["message"] else ""), markup=False, highlight=False, soft_wrap=True)
     if len(notable) > max_listed:
         console.print(f"  … and {len(notable) - max_listed} more", highlight=False)
