@@ -63,7 +63,9 @@ Each instance's timeout covers the whole instance, loading included."""))
 @click.option("--ray-address", help="Ray cluster to connect to (default: start a local one).")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
               help="Append one record per instance here (JSONL; CSV for a .csv suffix), fsynced as it ends.")
-@click.option("--resume", is_flag=True, help="Skip the instances already recorded in --results.")
+@click.option("--resume", is_flag=True, help="Skip the instances already recorded in --results (those whose model "
+              "or spec changed since run again).")
+@click.option("--force", is_flag=True, help="With --resume: keep records made with another timeout than this run's.")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-instance VNN-COMP result files (and counterexample files for sat) here.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
@@ -76,7 +78,7 @@ Each instance's timeout covers the whole instance, loading included."""))
 @click.option("--json", "as_json", is_flag=True, help="Print a verifier.run/1 summary document instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of a progress bar; a one-line summary.")
 def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Path], no_check: bool,
-        results: Optional[Path], resume: bool, results_dir: Optional[Path], junit: Optional[Path],
+        results: Optional[Path], resume: bool, force: bool, results_dir: Optional[Path], junit: Optional[Path],
         junit_strict: bool, as_json: bool, quiet: bool, **values: Any) -> None:
     """See the help text above; the exit code is the gate's (`verifier.runner.gate`)."""
     from verifier.commands.common import fail as _fail, guarded as _guarded
@@ -110,6 +112,15 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
 
     outputs = Outputs(results, resume, results_dir)
     results_file, previous = _guarded(lambda: open_results(outputs))
+    if previous:
+        from verifier.runner.batch import reconcile
+
+        kept, stale = _guarded(lambda: reconcile(plan, previous, force, str(results)))
+        if stale:
+            click.echo(f"note: {stale} recorded instance(s) changed since (model or spec): running them again",
+                       err=True)
+            _guarded(lambda: results_file.rewrite(kept))
+        previous = kept
     batch = _guarded(lambda: run_batch(plan, settings, outputs, make_reporter(quiet), results_file, previous))
     _report(batch, settings, results, junit, as_json, quiet, len(plan))
 
