@@ -12,6 +12,7 @@ Targets take the input's bytes (a spec or a model; the other file is the bundled
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.fuzz.strategies import TOY, TOY_QUERY, TOY_SPEC
 
 TIMEOUT = "2"  # seconds per verify: enough to reach branch and bound on the toy network, short for a fuzzer
 VERDICT_LINES = ("sat", "unsat", "unknown", "timeout")
+_WARNING_RE = re.compile(r"\S+:\d+: \w*Warning: ")  # a Python warning (its source line follows, indented)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def problem_with(case: Case, res, folder: Path) -> Optional[str]:  # type: ignor
     if code not in (0, 1, 2, 3) and not run_gate:
         return f"exit {code}: {(errors or [''])[-1][:300]}"
     if code == 3:
-        errors = [line for line in errors if "Warning" not in line and not line.startswith("  ")]
+        errors = [line for line in errors if not _WARNING_RE.match(line) and not line.startswith("  ")]
         if len(errors) != 1:
             return f"exit 3 with {len(errors)} error lines: {[e[:120] for e in errors[:3]]}"
         if not any(name in errors[0] for name in case.blamed) and "Usage" not in errors[0]:
