@@ -105,7 +105,9 @@ def run_certify(req: CertifyRequest, progress: bool = False) -> dict[str, Any]:
     x = data.x.reshape(len(data), -1)
     norm = Normalisation(req.mean, req.std) if req.mean is not None and req.std is not None else None
     net = load_network(req.model, norm, req.device)
-    check_fits(data, net.n_inputs, net.n_outputs, req.model)
+    note = check_fits(data, net.n_inputs, net.n_outputs, req.model, net.runner.input_shape)
+    if note:
+        click.echo(note, err=True)
     if req.check:
         check_against_onnxruntime(net, x[indices])
     if req.tightness:
