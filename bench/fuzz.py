@@ -41,6 +41,7 @@ def targets() -> dict[str, tuple[Callable, object]]:
                              strategies.vnnlib2_texts().map(lambda t: t.encode("utf-8", "surrogatepass")))
     for name, target in harness.MODEL_TARGETS.items():
         out[f"{name}/onnx"] = (target, strategies.onnx_bytes())
+    out["run/csv"] = (harness.run_csv, strategies.instances_csv())
     return out
 
 

@@ -229,3 +229,22 @@ def onnx_bytes() -> st.SearchStrategy[bytes]:
     """Hostile ONNX files: random bytes, truncated and bit-flipped copies of a good one, broken graphs."""
     return st.one_of(st.binary(max_size=512), st.just(b""), truncated_onnx(), bit_flipped_onnx(), broken_graphs(),
                      broken_graphs())
+
+
+# ------------------------------------------------------------------------------------------------- instances.csv
+
+
+def instances_csv() -> st.SearchStrategy[bytes]:
+    """Hostile `run` instance lists next to toy.onnx / toy.vnnlib: odd timeouts, missing or extra columns,
+    paths that escape the folder or do not exist, quotes, a BOM, non-UTF-8 bytes."""
+    paths = st.sampled_from(["toy.onnx", "toy.vnnlib", "missing.onnx", "../toy.onnx", "/", ".", "", " toy.onnx",
+                             "toy.onnx\x00", "\"toy.onnx\"", "sub/../toy.vnnlib", "é.vnnlib", "toy.vnnlib.gz"])
+    timeouts = st.one_of(st.sampled_from(["1", "0", "-1", "nan", "inf", "1e999", "1e-300", "", "x", "2,5", "1_0"]),
+                         numbers())
+    row = st.one_of(st.tuples(paths, paths, timeouts).map(",".join),
+                    st.lists(st.one_of(paths, timeouts), max_size=6).map(",".join),
+                    st.text(max_size=40))
+    text = st.lists(row, max_size=6).map("\n".join)
+    prefix = st.sampled_from(["", "\ufeff", "onnx,vnnlib,timeout\n", "# comment\n"])
+    return st.one_of(st.builds(lambda p, t: (p + t).encode("utf-8", "surrogatepass"), prefix, text),
+                     st.binary(max_size=200))

@@ -53,3 +53,12 @@ def test_hostile_onnx(name: str) -> None:
         check(harness.MODEL_TARGETS[name], data)
 
     fuzz()
+
+
+def test_hostile_instances_csv() -> None:
+    @SHORT
+    @given(strategies.instances_csv())
+    def fuzz(data: bytes) -> None:
+        check(harness.run_csv, data)
+
+    fuzz()
