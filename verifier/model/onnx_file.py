@@ -55,7 +55,7 @@ def parse(data: bytes, base_dir: Path) -> "onnx.ModelProto":
     _check_names(model.graph)
     try:
         load_external_data_for_model(model, str(base_dir))
-    except OSError as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:  # a missing file; an empty or odd location
         raise ModelError(f"cannot read external tensor data ({describe(e)})") from None
     return model
 
