@@ -225,10 +225,85 @@ def broken_graphs(draw: st.DrawFn) -> bytes:
     return model.SerializeToString()
 
 
+@st.composite
+def odd_op_graphs(draw: st.DrawFn) -> bytes:
+    """input [1, 3] (or [1, 1, 3, 3] for image ops) -> one op with odd attributes or constants -> Flatten -> Gemm
+    to 3 outputs: supported ops at the edge of what they allow (or past it)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weird = st.sampled_from([0.0, -1.0, 1e-30, 1e30, float("nan"), float("inf"), 3.0])
+    op = draw(st.sampled_from(["Conv", "MaxPool", "AveragePool", "Reshape", "Flatten", "Transpose", "Squeeze",
+                               "Unsqueeze", "Concat", "Pad", "Clip", "Div", "Mul", "BatchNormalization",
+                               "LeakyRelu", "Gemm", "MatMul", "Sigmoid", "Tanh", "Identity", "Dropout"]))
+    image = op in ("Conv", "MaxPool", "AveragePool", "BatchNormalization", "Pad")
+    shape = [1, 1, 3, 3] if image else [1, 3]
+    inits, extra, attrs = [], [], {}
+    if op == "Conv":
+        k = draw(st.integers(1, 5))
+        inits.append(numpy_helper.from_array(np.full((2, 1, k, k), draw(weird), np.float32), "cw"))
+        extra = ["cw"]
+        attrs = {"strides": [draw(st.integers(1, 4))] * 2, "pads": [draw(st.integers(0, 3))] * 4,
+                 "dilations": [draw(st.integers(1, 3))] * 2, "group": draw(st.sampled_from([1, 2]))}
+    elif op in ("MaxPool", "AveragePool"):
+        attrs = {"kernel_shape": [draw(st.integers(1, 5))] * 2, "strides": [draw(st.integers(1, 3))] * 2,
+                 "pads": [draw(st.integers(0, 2))] * 4}
+    elif op == "Reshape":
+        target = draw(st.lists(st.integers(-2, 9), min_size=0, max_size=4))
+        inits.append(numpy_helper.from_array(np.array(target, np.int64), "shape"))
+        extra = ["shape"]
+    elif op in ("Flatten", "Concat"):
+        attrs = {"axis": draw(st.integers(-5, 5))}
+        extra = ["input"] if op == "Concat" else []
+    elif op == "Transpose":
+        attrs = {"perm": draw(st.permutations([0, 1])) if draw(st.booleans()) else [2, 0]}
+    elif op in ("Squeeze", "Unsqueeze"):
+        inits.append(numpy_helper.from_array(np.array([draw(st.integers(-4, 4))], np.int64), "axes"))
+        extra = ["axes"]
+    elif op == "Pad":
+        pads = draw(st.lists(st.integers(-2, 3), min_size=8, max_size=8))
+        inits.append(numpy_helper.from_array(np.array(pads, np.int64), "pads"))
+        extra = ["pads"]
+        attrs = {"mode": draw(st.sampled_from(["constant", "reflect", "edge"]))}
+    elif op == "Clip":
+        lo, hi = draw(weird), draw(weird)
+        inits += [numpy_helper.from_array(np.array(lo, np.float32), "lo"),
+                  numpy_helper.from_array(np.array(hi, np.float32), "hi")]
+        extra = ["lo", "hi"]
+    elif op in ("Div", "Mul"):
+        inits.append(numpy_helper.from_array(np.full(draw(st.sampled_from([(3,), (1, 3), (2, 3), ()])), draw(weird),
+                                                     np.float32), "k"))
+        extra = ["k"]
+    elif op == "BatchNormalization":
+        for name in ("scale", "bias", "mean", "var"):
+            inits.append(numpy_helper.from_array(np.full((1,), draw(weird), np.float32), name))
+        extra = ["scale", "bias", "mean", "var"]
+        attrs = {"epsilon": draw(st.sampled_from([1e-5, 0.0, -1.0]))}
+    elif op == "LeakyRelu":
+        attrs = {"alpha": draw(weird)}
+    elif op in ("Gemm", "MatMul"):
+        inits.append(numpy_helper.from_array(np.full(draw(st.sampled_from([(3, 3), (3, 4), (4, 3), (3,)])),
+                                                     draw(weird), np.float32), "w"))
+        extra = ["w"]
+        if op == "Gemm":
+            attrs = {"transA": draw(st.integers(0, 1)), "transB": draw(st.integers(0, 1)), "alpha": draw(weird)}
+    nodes = [helper.make_node(op, ["input", *extra], ["h"], **attrs),
+             helper.make_node("Flatten", ["h"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "W"], ["y"], transB=1)]
+    n_flat = draw(st.sampled_from([3, 9, 18, 6]))
+    inits.append(numpy_helper.from_array(np.ones((3, n_flat), np.float32), "W"))
+    graph = helper.make_graph(nodes, "odd", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", draw(st.sampled_from([11, 13, 17])))])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
 def onnx_bytes() -> st.SearchStrategy[bytes]:
-    """Hostile ONNX files: random bytes, truncated and bit-flipped copies of a good one, broken graphs."""
+    """Hostile ONNX files: random bytes, truncated and bit-flipped copies of a good one, broken graphs, supported
+    ops with odd attributes."""
     return st.one_of(st.binary(max_size=512), st.just(b""), truncated_onnx(), bit_flipped_onnx(), broken_graphs(),
-                     broken_graphs())
+                     odd_op_graphs(), odd_op_graphs())
 
 
 # ------------------------------------------------------------------------------------------------- instances.csv
