@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz import harness, strategies
 
-SHORT = settings(max_examples=20, deadline=None, derandomize=True, database=None,
+SHORT = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                         HealthCheck.large_base_example])
 
