@@ -20,8 +20,10 @@ _GATE_HELP = """Exit code, the CI gate (the highest code that applies wins):
   1  an instance is sat (falsified) and sat is in --fail-on (the default)
   2  an instance is unknown or timeout and that verdict is in --fail-on,
      or fewer than --min-verified of all instances are unsat
-  3  bad input: arguments, config file, instances.csv, or an existing --results file without --resume
+  3  bad input: arguments, config file, instances.csv, an existing --results file without --resume,
+     or --resume with another timeout than recorded without --force
   4  an instance is error (error is in --fail-on by default), or an internal error
+  130/143  interrupted by Ctrl-C / SIGTERM: the summary covers the instances that finished
 """
 
 
