@@ -438,7 +438,10 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                 done[key] = res
         time_slice *= 2
     updated = list(outcomes)
-    best = {key: max(searches, key=lambda s: s.bound) for key, searches in roots.items() if key not in done}
+    def reached(s: Any) -> float:  # its open boxes' bound; boxes too small to split left the frontier unproved
+        return s.bound if not s.stuck else min(s.bound, s.worst)
+
+    best = {key: max(searches, key=reached) for key, searches in roots.items() if key not in done}
     for i in {i for i, _ in roots}:
         mine = [done.get((i, j)) for j in open_clauses[i]]
         if all(r is not None and r.verdict == UNSAT for r in mine):
@@ -446,7 +449,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
         else:
             verdict = UNKNOWN if all(r is not None for r in mine) else TIMEOUT
             bounds = [r.margin for r in mine if r is not None and r.verdict != UNSAT]
-            bounds += [best[(i, j)].bound for j in open_clauses[i] if (i, j) in best]
+            bounds += [reached(best[(i, j)]) for j in open_clauses[i] if (i, j) in best]
             finite = [b for b in bounds if math.isfinite(b)]  # +inf: a frontier empty between two steps
             updated[i] = PropertyOutcome(i, verdict, None, min(finite) if finite else outcomes[i].margin)
     if stats is not None:
