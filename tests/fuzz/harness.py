@@ -22,6 +22,7 @@ from tests.fuzz.strategies import TOY, TOY_QUERY, TOY_SPEC
 
 TIMEOUT = "2"  # seconds per verify: enough to reach branch and bound on the toy network, short for a fuzzer
 VERDICT_LINES = ("sat", "unsat", "unknown", "timeout")
+STANDARD_LINES = ("sat", "unsat", "unknown", "timed-out")
 _WARNING_RE = re.compile(r"\S+:\d+: \w*Warning: ")  # a Python warning (its source line follows, indented)
 
 
@@ -33,6 +34,7 @@ class Case:
     blamed: Optional[list[str]]  # the paths an error message may name (None: any, as paths inside a CSV)
     results_file: Optional[Path] = None  # verify's --results-file
     run_results: Optional[Path] = None  # run's --results
+    standard: bool = False  # the VNN-LIB standard form: stdout is the answer line (and assignment), or nothing
 
 
 def invoke(args: list[str]):  # type: ignore[no-untyped-def]
@@ -62,6 +64,12 @@ def problem_with(case: Case, res, folder: Path) -> Optional[str]:  # type: ignor
         if case.blamed is not None and not any(name in errors[0] for name in case.blamed) \
                 and "Usage" not in errors[0]:
             return f"exit 3 without naming the file: {errors[0][:300]}"
+    if case.standard:
+        first = res.stdout.split("\n", 1)[0]
+        if code == 3 and res.stdout:
+            return f"standard form: exit 3 but stdout holds {res.stdout[:80]!r}"
+        if code in (0, 1, 2) and first not in STANDARD_LINES:
+            return f"standard form: stdout starts with {first[:80]!r}"
     leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".verifier-") or p.suffix == ".tmp"]
     if leftovers:
         return f"temporary files left behind: {leftovers}"
@@ -127,7 +135,8 @@ def check_model_spec(data: bytes, folder: Path) -> Case:
 
 def standard_query(data: bytes, folder: Path) -> Case:
     query = _write(folder, "fuzz.vnnlib", data)
-    return Case(["verify", str(query), "--network", f"toy={_toy(folder)}", "--timeout", TIMEOUT], [str(query)])
+    return Case(["verify", str(query), "--network", f"toy={_toy(folder)}", "--timeout", TIMEOUT], [str(query)],
+                standard=True)
 
 
 def run_spec(data: bytes, folder: Path) -> Case:
@@ -159,7 +168,8 @@ def check_model_model(data: bytes, folder: Path) -> Case:
 def standard_model(data: bytes, folder: Path) -> Case:
     model = _write(folder, "fuzz.onnx", data)
     query = _write(folder, "toy.vnnlib", TOY_QUERY.encode())
-    return Case(["verify", str(query), "--network", f"toy={model}", "--timeout", TIMEOUT], [str(model)])
+    return Case(["verify", str(query), "--network", f"toy={model}", "--timeout", TIMEOUT], [str(model)],
+                standard=True)
 
 
 def run_model(data: bytes, folder: Path) -> Case:
