@@ -35,6 +35,7 @@ class Case:
     results_file: Optional[Path] = None  # verify's --results-file
     run_results: Optional[Path] = None  # run's --results
     standard: bool = False  # the VNN-LIB standard form: stdout is the answer line (and assignment), or nothing
+    soundness: Optional[tuple[Path, Path]] = None  # (model, spec): an unsat must survive sampling on onnxruntime
 
 
 def invoke(args: list[str]):  # type: ignore[no-untyped-def]
@@ -81,6 +82,30 @@ def problem_with(case: Case, res, folder: Path) -> Optional[str]:  # type: ignor
             return "exit 3 but a result file was written"
     if case.run_results is not None:
         return _run_problem(case, code)
+    if case.soundness is not None and code == 0:
+        return _unsound(*case.soundness)
+    return None
+
+
+def _unsound(model: Path, spec_path: Path, samples: int = 256) -> Optional[str]:
+    """After `unsat`: corners and random points of every input box, run on onnxruntime, must not violate the
+    property. A wrong unsat is the worst bug a verifier can have."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from verifier.spec.vnnlib import parse_vnnlib
+
+    spec = parse_vnnlib(spec_path)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name, shape = session.get_inputs()[0].name, [1, spec.n_inputs]
+    rng = np.random.default_rng(0)
+    for index, prop in enumerate(spec.properties):
+        lo, hi = prop.lower.astype(np.float32), prop.upper.astype(np.float32)
+        points = [lo, hi, (lo + hi) / 2] + [rng.uniform(lo, hi).astype(np.float32) for _ in range(samples)]
+        for x in points:
+            y = session.run(None, {name: np.clip(x, lo, hi).reshape(shape)})[0]
+            if prop.violated_by(y, tol=-1e-5):  # violated with some room: not a rounding tie
+                return f"UNSOUND: unsat, but x={x.tolist()} violates property {index} (y={y.reshape(-1).tolist()})"
     return None
 
 
@@ -119,8 +144,9 @@ def _toy(folder: Path) -> Path:
 def verify_spec(data: bytes, folder: Path) -> Case:
     spec = _write(folder, "fuzz.vnnlib", data)
     results = folder / "result.txt"
-    return Case(["verify", str(_toy(folder)), str(spec), "--timeout", TIMEOUT, "--quiet",
-                 "--results-file", str(results)], [str(spec)], results_file=results)
+    model = _toy(folder)
+    return Case(["verify", str(model), str(spec), "--timeout", TIMEOUT, "--quiet", "--results-file", str(results)],
+                [str(spec)], results_file=results, soundness=(model, spec))
 
 
 def bounds_spec(data: bytes, folder: Path) -> Case:
