@@ -48,14 +48,19 @@ def run_until_signalled(command: str, args: list[str], signum: int) -> subproces
     proc = subprocess.Popen([sys.executable, "-c", code, command, *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err_lines = []
-    for line in proc.stderr:  # wait until the slow step has started
-        err_lines.append(line)
-        if line.strip() == "READY":
-            break
-    else:
-        pytest.fail("the CLI ended before its slow step: " + "".join(err_lines))
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=30)
+    try:
+        for line in proc.stderr:  # wait until the slow step has started
+            err_lines.append(line)
+            if line.strip() == "READY":
+                break
+        else:
+            pytest.fail("the CLI ended before its slow step: " + "".join(err_lines))
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # never leave it sleeping behind the test run
+            proc.kill()
+            proc.wait()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(err_lines) + err)
 
 
