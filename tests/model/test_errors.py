@@ -124,6 +124,15 @@ def test_external_data_without_a_location(tmp_path: Path) -> None:
     assert "cannot read external tensor data" in _fails(path)
 
 
+def test_attribute_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """Any text field, not only node names: onnxruntime would print its own multi-line error otherwise."""
+    good = save(tmp_path / "good.onnx", [helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)],
+                [("x", [1, 3])], [("y", [1, 3])], [init("W", rand(3, 3))])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(good.read_bytes().replace(b"transB", b"\xd0ransB"))
+    assert "not UTF-8" in _fails(path)
+
+
 def test_two_inputs(tmp_path: Path) -> None:
     add = helper.make_node("Add", ["y0", "x2"], ["y1"], name="add")
     nodes = [helper.make_node("Gemm", ["x", "W"], ["y0"], name="fc", transB=1), add]
