@@ -53,3 +53,24 @@ def test_run_output_path_that_cannot_be_made(tmp_path: Path, option: str) -> Non
     assert res.exit_code == 3, res.output
     assert str(target) in one_error_line(res)
 
+
+
+
+def test_an_error_naming_a_line_break_stays_one_line(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    from tests.model.onnx_builders import init, rand
+
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc", transB=1),
+             helper.make_node("Re\x0clu\nX", ["h"], ["y"], name="odd")]  # a corrupt op type
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              initializer=[init("W", rand(3, 3))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    res = invoke("check-model", str(path), "--samples", "2")
+    assert res.exit_code == 3
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Re\\x0clu\\nX" in lines[0] and str(path) in lines[0]

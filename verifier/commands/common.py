@@ -3,12 +3,14 @@ the thread count. Kept apart from `verifier.cli` so that command modules can imp
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable
 
 import click
 
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # all that str.splitlines splits on
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 # What shells and CI runners expect of a process stopped by a signal: 128 + the signal's number.
@@ -39,8 +41,10 @@ def interrupt_exit_code(err: BaseException) -> int:
 
 
 def fail(code: int, message: str) -> None:
-    """One line on stderr and a defined exit code: no traceback for the user."""
-    click.echo(f"error: {message}", err=True)
+    """One line on stderr and a defined exit code: no traceback for the user. Line breaks inside the message
+    (a name read from a corrupt file can hold one) are shown escaped, so it stays one line."""
+    one_line = _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], message)
+    click.echo(f"error: {one_line}", err=True)
     sys.exit(code)
 
 
