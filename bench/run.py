@@ -2,6 +2,7 @@
 """Run a VNN-COMP benchmark folder (instances.csv) and compare with expected.csv.
 
     python bench/run.py ../shared/benchmarks/acasxu [--method auto] [--timeout-scale 1] [--limit N]
+    python bench/run.py acasxu        # a name: looked up under $VERIFIER_BENCHMARKS, else ../shared/benchmarks
 
 Prints one line per instance and a total: unsat / sat / unknown / timeout / error / WRONG, which stage
 decided, total and median wall time. Each model is loaded once (as a batch run would).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import sys
 import time
@@ -19,6 +21,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+ROOT_VARIABLE = "VERIFIER_BENCHMARKS"  # where benchmark names are looked up, when set
+
+
+def find_bench(name: str) -> Path | None:
+    """The benchmark folder `name` (a path, or a name under $VERIFIER_BENCHMARKS or DEFAULT_ROOT) holding an
+    instances.csv; None when there is none."""
+    root = Path(os.environ.get(ROOT_VARIABLE) or DEFAULT_ROOT)
+    for folder in (Path(name), root / name):
+        if (folder / "instances.csv").is_file():
+            return folder
+    return None
+
+
+def not_found(name: str) -> str:
+    """One line: where `name` was looked for, and how to point elsewhere."""
+    root = Path(os.environ.get(ROOT_VARIABLE) or DEFAULT_ROOT)
+    return (f"bench/run.py: no benchmark {name!r}: no instances.csv in {Path(name).absolute()} nor in {root / name}; "
+            f"give the benchmark folder's path, or set {ROOT_VARIABLE} to the folder that holds the benchmarks")
 
 
 def read_expected(bench: Path) -> dict[tuple[str, str], str]:
@@ -57,7 +77,7 @@ def open_log(path: Path):  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench", help=f"benchmark folder or name under {DEFAULT_ROOT}")
+    ap.add_argument("bench", help=f"benchmark folder, or a name under ${ROOT_VARIABLE} (default {DEFAULT_ROOT})")
     ap.add_argument("--method", default="auto", choices=["auto", "ibp", "crown", "alpha"])
     ap.add_argument("--bab", default="auto", choices=["auto", "input", "relu", "none"])
     ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply each instance's timeout")
@@ -68,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="append one row per instance as it finishes; instances already in it are skipped (resume)")
     args = ap.parse_args(argv)
 
-    bench = Path(args.bench)
-    if not bench.exists():
-        bench = DEFAULT_ROOT / args.bench
+    bench = find_bench(args.bench)
+    if bench is None:
+        print(not_found(args.bench), file=sys.stderr)
+        return 3
     from verifier.api import verify
     from verifier.model.loader import load_model
     from verifier.runtime import tune_process

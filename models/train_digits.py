@@ -14,10 +14,16 @@ Data: sklearn.datasets.load_digits (1797 images, 8x8, pixel values 0..16) scaled
   on a Graph whose parameters are the torch model's, so the bound is differentiable).
 
 Writes models/digits_plain.onnx, models/digits_ibp.onnx (about 14 KB each) and models/digits_test.npz
-(the test split: x (360, 64) float32 in [0, 1], y (360,) int64).
+(the test split: x (360, 64) float32 in [0, 1], y (360,) int64), and prints each file's sha256.
+
+Byte-reproducible: every generator is seeded, torch runs deterministic algorithms on one thread, and the
+files hold no time stamps. The same bytes need the same torch build and CPU kind (float sums in other
+kernels round differently); the committed files are those of torch 2.14.1 on an x86-64 CPU.
 """
 from __future__ import annotations
 
+import hashlib
+import random
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -82,15 +88,24 @@ def robust_loss(graph: Graph, x: torch.Tensor, y: torch.Tensor, eps: float) -> t
     return nn.functional.cross_entropy(-lb, y)  # row j = y is zero: the worst-case logit of class y is 0
 
 
-def train(x: np.ndarray, y: np.ndarray, certified: bool) -> nn.Sequential:
-    torch.manual_seed(SEED)
+def seed_everything(seed: int = SEED) -> None:
+    """Every source of randomness and of run-to-run variation in torch's kernels, fixed."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+
+
+def train(x: np.ndarray, y: np.ndarray, certified: bool, epochs: int = EPOCHS) -> nn.Sequential:
+    seed_everything()
     mlp = make_mlp()
     graph = as_graph(mlp)
     opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(EPOCHS):
-        ramp = min(1.0, epoch / (EPOCHS / 2))
+    for epoch in range(epochs):
+        ramp = min(1.0, epoch / (epochs / 2))
         for batch in torch.randperm(len(xt), generator=gen).split(64):
             xb, yb = xt[batch], yt[batch]
             loss = nn.functional.cross_entropy(mlp(xb), yb)
@@ -237,11 +252,16 @@ def main_cnn(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
         with torch.no_grad():
             acc = (cnn(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
         export_cnn_onnx(cnn, ROOT / f"{name}.onnx")
-        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx")
+        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx "
+              f"(sha256 {sha256(ROOT / f'{name}.onnx')[:16]})")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
-    torch.set_num_threads(1)
+    seed_everything()
     x_train, x_test, y_train, y_test = load_split()
     np.savez_compressed(ROOT / "digits_test.npz", x=x_test, y=y_test)
     for name, certified in (("digits_plain", False), ("digits_ibp", True)):
@@ -250,9 +270,10 @@ def main() -> None:
         with torch.no_grad():
             acc = (mlp(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
         export_onnx(mlp, ROOT / f"{name}.onnx")
-        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx")
+        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx "
+              f"(sha256 {sha256(ROOT / f'{name}.onnx')[:16]})")
     main_cnn(x_train, y_train, x_test, y_test)
-    print(f"test split: {len(y_test)} samples -> models/digits_test.npz")
+    print(f"test split: {len(y_test)} samples -> models/digits_test.npz (sha256 {sha256(ROOT / 'digits_test.npz')[:16]})")
 
 
 if __name__ == "__main__":

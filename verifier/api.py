@@ -6,6 +6,7 @@ What none of them decides in time is `timeout` or `unknown`.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -304,20 +305,23 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
         times["attack"] += time.monotonic() - t
         if result is not None:
             return result
+    bab: dict[str, int] = {}  # what branch and bound did: domains bounded, open ones left
     if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
         if mode == "input":
-            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed)
+            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed, bab)
         else:
-            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report)
+            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
     if all(o.verdict == UNSAT for o in outcomes):
-        return _finish(UNSAT, outcomes)
-    if any(o.verdict == TIMEOUT for o in outcomes):
-        return _finish(TIMEOUT, outcomes, "timeout during branch and bound")
-    return _finish(UNKNOWN, outcomes, "no bound proves the property and no attack found a counterexample")
+        result = _finish(UNSAT, outcomes)
+    elif any(o.verdict == TIMEOUT for o in outcomes):
+        result = _finish(TIMEOUT, outcomes, "timeout during branch and bound")
+    else:
+        result = _finish(UNKNOWN, outcomes, "no bound proves the property and no attack found a counterexample")
+    return replace(result, bab=bab or None)
 
 
 def _strong_attack(problem: Problem, opts: VerifyOptions, outcomes: list[PropertyOutcome],
@@ -370,11 +374,13 @@ def _accepting(problem: Problem, index: int, clause_index: int, found: list[Coun
 
 
 def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
-                      deadline: _Deadline, report: Reporter = SILENT, seed: int = 0,
+                      deadline: _Deadline, report: Reporter = SILENT, seed: int = 0, stats: dict[str, int] | None = None,
                       ) -> tuple[list[PropertyOutcome], Result | None]:
     """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
     slices, so that a root with a counterexample is not starved by a hard unsat root before it.
-    Unsat needs every root; the first replayed counterexample ends the run."""
+    Unsat needs every root; the first replayed counterexample ends the run. An undecided property's
+    margin is the best bound the search reached (per open root, the best member's worst open box);
+    `stats` gets the boxes bounded and those left open."""
     from verifier.bab.input_split import InputSplitConfig, InputSplitSearch
 
     # A GPU wants far bigger batches than a 2-core CPU to be busy; memory is no concern for few inputs.
@@ -432,22 +438,32 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                 done[key] = res
         time_slice *= 2
     updated = list(outcomes)
+    def reached(s: Any) -> float:  # its open boxes' bound; boxes too small to split left the frontier unproved
+        return s.bound if not s.stuck else min(s.bound, s.worst)
+
+    best = {key: max(searches, key=reached) for key, searches in roots.items() if key not in done}
     for i in {i for i, _ in roots}:
         mine = [done.get((i, j)) for j in open_clauses[i]]
         if all(r is not None and r.verdict == UNSAT for r in mine):
             updated[i] = PropertyOutcome(i, UNSAT, "bab", min(r.margin for r in mine))
         else:
             verdict = UNKNOWN if all(r is not None for r in mine) else TIMEOUT
-            worst = min([r.margin for r in mine if r is not None and r.verdict != UNSAT]
-                        + [max(s.worst for s in roots[(i, j)]) for j in open_clauses[i]] + [outcomes[i].margin])
-            updated[i] = PropertyOutcome(i, verdict, None, worst)
+            bounds = [r.margin for r in mine if r is not None and r.verdict != UNSAT]
+            bounds += [reached(best[(i, j)]) for j in open_clauses[i] if (i, j) in best]
+            finite = [b for b in bounds if math.isfinite(b)]  # +inf: a frontier empty between two steps
+            updated[i] = PropertyOutcome(i, verdict, None, min(finite) if finite else outcomes[i].margin)
+    if stats is not None:
+        stats.update(domains=sum(s.domains for ss in roots.values() for s in ss),
+                     open=sum(s.open_boxes for s in best.values()))
     return updated, None
 
 
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
-                deadline: _Deadline, seed: int = 0, report: Reporter = SILENT,
+                deadline: _Deadline, seed: int = 0, report: Reporter = SILENT, stats: dict[str, int] | None = None,
                 ) -> tuple[list[PropertyOutcome], Result | None]:
-    """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all."""
+    """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all. An
+    undecided property's margin is the search's worst open bound once every open clause was searched
+    (the root bound otherwise); `stats` gets the domains bounded."""
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
     config = ReluSplitConfig(seed=seed)
@@ -481,6 +497,11 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
             updated[i] = PropertyOutcome(i, UNSAT, "bab", min(r.margin for r in results))
         else:
             verdict = TIMEOUT if deadline.passed() else UNKNOWN
-            updated[i] = PropertyOutcome(i, verdict, None, min([outcome.margin] + [r.margin for r in results]))
+            searched = len(results) == len(open_clauses[i])
+            bounds = [r.margin for r in results] + ([] if searched else [outcome.margin])
+            finite = [b for b in bounds if math.isfinite(b)]  # -inf: a search that bounded nothing
+            updated[i] = PropertyOutcome(i, verdict, None, min(finite) if finite else outcome.margin)
             break
+    if stats is not None:
+        stats.update(domains=before["domains"])
     return updated, None

@@ -27,6 +27,9 @@ class _Group(click.Group):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        from verifier.commands.common import handle_sigterm, interrupt_exit_code
+
+        handle_sigterm()
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as err:
@@ -35,9 +38,13 @@ class _Group(click.Group):
         except click.ClickException as err:
             err.show()
             sys.exit(err.exit_code)
-        except click.Abort:
+        except click.Abort as err:  # click's form of KeyboardInterrupt (and so of SIGTERM) outside `guarded`
             click.echo("Aborted!", err=True)
-            sys.exit(4)
+            cause = err.__cause__ or err.__context__
+            sys.exit(interrupt_exit_code(cause) if isinstance(cause, KeyboardInterrupt) else 4)
+        except KeyboardInterrupt as err:
+            click.echo("Aborted!", err=True)
+            sys.exit(interrupt_exit_code(err))
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -112,6 +119,10 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
     standard = _guarded(lambda: is_standard_form(model, spec, networks))
     if standard and as_json:
         _fail(3, "--json does not apply to `verify QUERY --network ...`, which prints the VNN-LIB standard's answer")
+    if results_file:
+        from verifier.errors import check_output_path
+
+        _guarded(lambda: check_output_path(results_file, "--results-file"))
 
     def run() -> Any:
         from verifier.api import verify as api_verify

@@ -41,3 +41,26 @@ def reading(path: object, error: type[InputError], missing: str, directory: str)
         raise error(f"{path}: is a directory, not {directory}") from None
     except OSError as err:
         raise error(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def check_output_path(path: object, option: str, *, make_folder: bool = False, folder: bool = False) -> None:
+    """Before any work: can `path` (the value of `option`) be written? InputError (exit 3, one line) if not.
+
+    An output file's folder must exist, unless `make_folder` (then it is created); with `folder`, `path` is
+    itself an output folder, created here. Checked up front so that a typo costs nothing, not a finished run.
+    """
+    from pathlib import Path
+
+    target = Path(str(path)).absolute()
+    if not folder and target.is_dir():
+        raise InputError(f"{option} {path}: is a directory, not a file")
+    if folder and target.exists() and not target.is_dir():
+        raise InputError(f"{option} {path}: is not a directory")
+    parent = target if folder else target.parent
+    if make_folder or folder:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"{option} {path}: cannot create the folder {parent} ({err.strerror or err})") from None
+    elif not parent.is_dir():
+        raise InputError(f"{option} {path}: no such directory {parent}")

@@ -50,6 +50,7 @@ class Result:
     spec: str = ""
     properties: tuple[PropertyOutcome, ...] = ()
     exit_code_override: int | None = None  # bad input (3) vs internal error (4) for `error`
+    bab: dict[str, int] | None = None  # when branch and bound ran: domains bounded (and open ones left)
 
     @property
     def exit_code(self) -> int:
@@ -78,6 +79,7 @@ class Result:
             },
             "times": dict(self.times),
             "properties": [asdict(p) for p in self.properties],
+            "bab": None if self.bab is None else dict(self.bab),
             "message": self.message,
             "semantics": SEMANTICS,
         }

@@ -152,3 +152,14 @@ def test_data_that_does_not_fit_the_model_exits_3(tiny, tmp_path):
     res = CliRunner().invoke(main, ["certify", str(tiny["model"]), "--data", str(tmp_path / "wide.npz"),
                                     "--eps", "0.1"])
     assert res.exit_code == 3 and "takes 4 inputs" in res.output
+
+
+@pytest.mark.parametrize("option", ["--results", "--plot"])
+def test_output_path_that_cannot_be_made_is_exit_3(tiny, tmp_path, option):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "out" / "x.jsonl"
+    res = invoke(tiny, "--eps-sweep", "0:0.01:2", "--cascade", "ibp", option, str(target))
+    assert res.exit_code == 3, res.output
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith("error: ") and str(target) in line and "Traceback" not in res.output

@@ -61,7 +61,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(InputError, match="unknown data format .csv"):
         load_dataset(tmp_path / "d.csv")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="junk.npz: not a readable .npz"):
+    with pytest.raises(InputError, match="junk.npz: not an .npz archive"):
         load_dataset(tmp_path / "junk.npz")
     (tmp_path / "junk.pt").write_bytes(b"not torch")
     with pytest.raises(InputError, match="junk.pt: not a readable torch file"):
@@ -87,3 +87,35 @@ def test_data_must_fit_the_model(tmp_path):
         check_fits(ds, 5, 3, "m.onnx")
     with pytest.raises(InputError, match="label 2 at sample 2 .* only 2 outputs"):
         check_fits(ds, 4, 2, "m.onnx")
+
+
+def test_samples_shaped_otherwise_are_read_row_major_with_a_note(tmp_path):
+    np.savez(tmp_path / "d.npz", x=X, y=Y)
+    ds = load_dataset(tmp_path / "d.npz")  # samples (2, 2) for a model whose input is (4,)
+    note = check_fits(ds, 4, 3, "m.onnx", (4,))
+    assert note.startswith("note: ") and "(2, 2)" in note and "(4,)" in note and "\n" not in note
+    assert check_fits(ds, 4, 3, "m.onnx", (2, 2)) is None
+
+
+@pytest.mark.parametrize("content, phrase", [
+    (bytes(range(256)) * 4, "not an .npz archive (no zip header)"),
+    (b"PK\x03\x04 and then garbage", "not a readable .npz archive (File is not a zip file)"),
+    (None, "an .npy array, not an .npz archive"),
+])
+def test_garbage_npz_is_one_clear_line(tmp_path, content, phrase):
+    path = tmp_path / "junk.npz"
+    if content is None:
+        with open(path, "wb") as fh:
+            np.save(fh, X)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError) as err:
+        load_dataset(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and phrase in message and "pickle" not in message and "\n" not in message
+
+
+def test_object_arrays_are_not_unpickled(tmp_path):
+    np.savez(tmp_path / "o.npz", x=np.array([{"a": 1}] * 6, dtype=object), y=Y)
+    with pytest.raises(InputError, match="holds Python objects"):
+        load_dataset(tmp_path / "o.npz")

@@ -98,6 +98,48 @@ def test_not_onnx(tmp_path: Path, content: bytes) -> None:
     assert "not an ONNX file" in _fails(path)
 
 
+def test_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """A corrupt file whose node name decodes to bytes is refused, not an internal error later."""
+    good = save(tmp_path / "good.onnx", [helper.make_node("Relu", ["x"], ["y"], name="ABCDEF")],
+                [("x", [1, 3])], [("y", [1, 3])])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(good.read_bytes().replace(b"ABCDEF", b"AB\xff\xfeEF"))
+    assert "not UTF-8" in _fails(path)
+
+
+@pytest.mark.parametrize("alpha", [-1.0, float("nan"), float("inf")])
+def test_leaky_relu_with_a_slope_we_cannot_bound(tmp_path: Path, alpha: float) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc", transB=1),
+             helper.make_node("LeakyRelu", ["h"], ["y"], name="leaky", alpha=alpha)]
+    path = save(tmp_path / "m.onnx", nodes, [("x", [1, 3])], [("y", [1, 3])], [init("W", rand(3, 3))])
+    assert "node leaky (LeakyRelu): negative slope" in _fails(path)
+
+
+def test_external_data_without_a_location(tmp_path: Path) -> None:
+    import onnx
+
+    W = init("W", rand(3, 3))
+    W.data_location = onnx.TensorProto.EXTERNAL
+    W.ClearField("raw_data")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])], initializer=[W])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert "cannot read external tensor data" in _fails(path)
+
+
+def test_attribute_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """Any text field, not only node names: onnxruntime would print its own multi-line error otherwise."""
+    good = save(tmp_path / "good.onnx", [helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)],
+                [("x", [1, 3])], [("y", [1, 3])], [init("W", rand(3, 3))])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(good.read_bytes().replace(b"transB", b"\xd0ransB"))
+    assert "not UTF-8" in _fails(path)
+
+
 def test_two_inputs(tmp_path: Path) -> None:
     add = helper.make_node("Add", ["y0", "x2"], ["y1"], name="add")
     nodes = [helper.make_node("Gemm", ["x", "W"], ["y0"], name="fc", transB=1), add]

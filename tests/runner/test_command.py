@@ -48,7 +48,7 @@ def test_quiet_log_lines_and_summary_table(tmp_path: Path) -> None:
     res = invoke("run", csv, "--fail-on", "none")
     assert res.exit_code == 0
     assert "verified (unsat)" in res.stdout and "gate passed" in res.stdout and "overhead" in res.stdout
-    assert "sat   #1 model/toy.onnx spec/falsifiable.vnnlib" in res.stdout
+    assert "sat   #2 model/toy.onnx spec/falsifiable.vnnlib" in res.stdout  # the log's [2/3]
 
 
 def test_results_dir_holds_vnncomp_files(tmp_path: Path) -> None:
@@ -72,6 +72,28 @@ def test_progress_bar_shows_the_tally() -> None:
     reporter.stop()
     text = buffer.getvalue()
     assert "2/3" in text and "1 verified" in text and "1 falsified" in text and "0 error" in text
+
+
+def test_progress_bar_at_80_columns_keeps_count_and_eta() -> None:
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    reporter = LiveReporter(Console(file=buffer, force_terminal=True, width=80))
+    reporter.start(186, [{"verdict": v} for v in ("unsat", "sat", "unknown", "timeout", "error") * 20])
+    reporter.update({"verdict": "sat", "wall": 0.1})
+    reporter.stop()
+    last = buffer.getvalue().split("\r")[-1]
+    assert "101/186" in last and "ETA" in last and "verified" in last
+
+
+def test_log_lines_number_instances_as_the_summary(tmp_path) -> None:
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    log = LogReporter(Console(file=buffer, width=200))
+    log.start(5, [])
+    log.update({"index": 2, "verdict": "sat", "wall": 0.1, "onnx": "a.onnx", "vnnlib": "b.vnnlib", "method": "pgd"})
+    assert buffer.getvalue().startswith("[3/5] sat")  # the third instance, whatever finished before it
 
     buffer = io.StringIO()
     log = LogReporter(Console(file=buffer, width=200))

@@ -37,6 +37,7 @@ def test_csv_skips_blank_lines_comments_and_a_header(tmp_path: Path) -> None:
     ("a.onnx,p.vnnlib,nan", "timeout must be a positive number"),
     (",p.vnnlib,10", "empty onnx path"),
     ("a.onnx,,10", "empty vnnlib path"),
+    ("a.onnx\0,p.vnnlib,10", "a path with a NUL character"),
 ])
 def test_bad_rows_name_file_and_line(tmp_path: Path, line: str, what: str) -> None:
     csv = tmp_path / "instances.csv"

@@ -90,11 +90,26 @@ def test_resume_reruns_an_instance_whose_file_changed(tmp_path: Path) -> None:
     invoke("run", csv, "--results", results, "--quiet")
     spec = tmp_path / "spec" / "falsifiable.vnnlib"
     spec.write_text(spec.read_text() + "\n; edited\n")  # new sha256: no longer the recorded instance
-    doc = json.loads(invoke("run", csv, "--results", results, "--resume", "--json").stdout)
-    assert doc["resumed"] == 2
+    before = ResultsFile(results).open(resume=True)
+    res = invoke("run", csv, "--results", results, "--resume", "--json")
+    doc = json.loads(res.stdout)
+    assert doc["resumed"] == 2 and "1 recorded instance(s) changed since" in res.stderr
     rows = ResultsFile(results).open(resume=True)
-    assert [r["index"] for r in rows] == [0, 1, 2, 1]
-    assert rows[1]["vnnlib_sha256"] != rows[3]["vnnlib_sha256"]
+    assert [r["index"] for r in rows] == [0, 2, 1]  # the stale record is gone, not left beside the new one
+    assert rows[2]["vnnlib_sha256"] != before[1]["vnnlib_sha256"]
+
+
+def test_resume_with_another_timeout_needs_force(tmp_path: Path) -> None:
+    csv = toy_csv(tmp_path)
+    results = tmp_path / "r.jsonl"
+    invoke("run", csv, "--results", results, "--quiet")
+    res = invoke("run", csv, "--results", results, "--resume", "--timeout", "7", "--quiet")
+    assert res.exit_code == 3
+    assert res.stderr.strip().splitlines() == [
+        f"error: {results}: instance #1 (spec/robust.vnnlib) was recorded with a 20 s timeout, this run gives it "
+        "7 s: pass --force to keep such records, or choose another --results path"]
+    res = invoke("run", csv, "--results", results, "--resume", "--timeout", "7", "--force", "--json")
+    assert json.loads(res.stdout)["resumed"] == 3
 
 
 def test_record_fields(tmp_path: Path) -> None:

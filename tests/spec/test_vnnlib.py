@@ -257,6 +257,11 @@ BOX_1 = "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (<= X_0 1))
         (BOX_1 + "(assert (<= 1 2))", 5, 9, "comparison without variables"),
         (BOX_1 + "(assert (<= Y_0 1e999))", 5, 17, "out of range"),
         (BOX_1 + "(assert (<= Y_0 inf))", 5, 17, "unknown symbol 'inf'"),
+        (X0_Y0 + "(assert (>= X_0 0))\n(assert (<= X_0 1e39))", 4, 17, "bound 1e39 on X_0 is beyond float32's range"),
+        (X0_Y0 + "(assert (<= X_0 1))\n(assert (<= -3.5e38 X_0))", 4, 9, "on X_0 is beyond float32's range"),
+        (BOX_1 + "(assert (<= (* 1e300 1e300) X_0))", 5, 9, "on X_0 is beyond float32's range"),
+        (BOX_1 + "(assert (<= Y_0 1e39))", 5, 9, "constant -1e+39 is beyond float32's range"),
+        (BOX_1 + "(assert (<= (* 1e39 Y_0) 0))", 5, 9, "coefficient 1e+39 of Y_0 is beyond float32's range"),
         (BOX_1 + "(assert (<= Y_0))", 5, 10, "needs at least two operands"),
         (BOX_1 + "(assert (<= Y_0 0) (<= Y_0 1))", 5, 1, "exactly one formula"),
         (BOX_1 + "(assert Y_0)", 5, 9, "expected a formula"),
@@ -287,6 +292,15 @@ def test_missing_bound_names_the_box(tmp_path: Path) -> None:
 def test_empty_box_inside_a_disjunct() -> None:
     with pytest.raises(SpecError, match=r"<string>:5:18: empty input box"):
         parse_vnnlib_text(BOX_1 + "(assert (or (and (>= X_0 5)) (<= X_0 0.5)))")
+
+
+@pytest.mark.parametrize("op", ["and", "or", "+"])
+def test_deep_nesting_is_a_spec_error_not_a_recursion_error(op: str) -> None:
+    depth = 5000
+    formula = "(<= " + "(+ " * depth + "Y_0" + ")" * depth + " 0)" if op == "+" else \
+        f"({op} " * depth + "(<= Y_0 0)" + ")" * depth
+    with pytest.raises(SpecError, match=r"<string>:5:\d+: parentheses nested deeper than 100 levels"):
+        parse_vnnlib_text(BOX_1 + f"(assert {formula})")
 
 
 def test_dnf_blowup_in_one_formula() -> None:

@@ -116,7 +116,9 @@ def certify_dataset(req: CertifyRequest, data: Any, progress: bool = False,
     x = data.x.reshape(len(data), -1)
     norm = Normalisation(req.mean, req.std) if req.mean is not None and req.std is not None else None
     net = load_network(req.model, norm, req.device, cache=cache)
-    check_fits(data, net.n_inputs, net.n_outputs, req.model)
+    note = check_fits(data, net.n_inputs, net.n_outputs, req.model, net.runner.input_shape)
+    if note:
+        click.echo(note, err=True)
     if req.check:
         check_against_onnxruntime(net, x[indices])
     if req.tightness:
@@ -220,6 +222,11 @@ def certify(**opts: Any) -> None:
 
     def run() -> dict[str, Any]:
         req = _parse(opts)
+        from verifier.errors import check_output_path
+
+        for option in ("results", "plot"):
+            if opts[option]:
+                check_output_path(opts[option], f"--{option}", make_folder=True)
         if opts["plot"]:
             from verifier.certify.plot import require_matplotlib
 

@@ -57,6 +57,16 @@ def _npy(path: Path) -> np.ndarray:
 
 
 def _from_npz(path: Path) -> tuple[Any, Any]:
+    """x and y of a zip of .npy arrays; anything else (an .npy, random bytes, pickled objects) is one clear line,
+    not numpy's advice on unpickling."""
+    import zipfile
+
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError(f"{path}: an .npy array, not an .npz archive: save x and y with numpy.savez")
+    if magic[:4] != b"PK\x03\x04":
+        raise InputError(f"{path}: not an .npz archive (no zip header): save x and y with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
@@ -64,8 +74,10 @@ def _from_npz(path: Path) -> tuple[Any, Any]:
                 raise InputError(f"{path}: no array named {' or '.join(missing)} "
                                  f"(found: {', '.join(archive.files) or 'none'})")
             return archive["x"], archive["y"]
-    except (ValueError, OSError) as e:  # not a zip, or an object array (pickle)
-        raise InputError(f"{path}: not a readable .npz archive ({e})") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        reason = "an array holds Python objects (pickled), which are not loaded" if "pickle" in str(e) \
+            else " ".join(str(e).split())
+        raise InputError(f"{path}: not a readable .npz archive ({reason})") from None
 
 
 def _from_pt(path: Path) -> tuple[Any, Any]:
@@ -126,8 +138,12 @@ def _checked(x: Any, y: Any, source: str) -> Dataset:
     return Dataset(x, y, source)
 
 
-def check_fits(data: Dataset, n_inputs: int, n_outputs: int, model: str) -> None:
-    """The samples must have the model's number of inputs and the labels must name one of its outputs."""
+def check_fits(data: Dataset, n_inputs: int, n_outputs: int, model: str,
+               input_shape: Optional[tuple[int, ...]] = None) -> Optional[str]:
+    """The samples must have the model's number of inputs and the labels must name one of its outputs.
+
+    Samples shaped otherwise than the model's input but with as many values (x (N, 8, 8) for an input of 64)
+    are accepted, flattened row-major as the model's own Flatten would: the returned note says so."""
     if n_outputs < 2:
         raise InputError(f"{model} has {n_outputs} output; a classifier needs one per class (at least 2)")
     per_sample = int(np.prod(data.x.shape[1:]))
@@ -138,3 +154,8 @@ def check_fits(data: Dataset, n_inputs: int, n_outputs: int, model: str) -> None
         bad = int(np.argmax(data.y >= n_outputs))
         raise InputError(f"{data.source}: label {int(data.y[bad])} at sample {bad} but {model} has only "
                          f"{n_outputs} outputs")
+    sample_shape = tuple(data.x.shape[1:])
+    if input_shape is not None and sample_shape != tuple(input_shape):
+        return (f"note: {data.source}: samples of shape {sample_shape} are read row-major as the model's input "
+                f"of shape {tuple(input_shape)}")
+    return None

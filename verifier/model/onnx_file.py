@@ -91,9 +91,10 @@ def parse(data: bytes, base_dir: Path) -> "onnx.ModelProto":
         raise ModelError(f"not an ONNX file ({describe(e)})") from None
     if model.ir_version <= 0 or not model.graph.node:
         raise ModelError("not an ONNX file (no IR version or an empty graph)")
+    _check_names(model)
     try:
         load_external_data_for_model(model, str(base_dir))
-    except OSError as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:  # a missing file; an empty or odd location
         raise ModelError(f"cannot read external tensor data ({describe(e)})") from None
     return model
 
@@ -126,6 +127,25 @@ def _check_input_shape(name: str, shape: tuple[int, ...]) -> bool:
     if any(d <= 0 for d in shape[1:]):
         raise ModelError(f"input '{name}' has shape {list(shape)}: only the first dimension may be symbolic")
     return len(shape) >= 2 and shape[0] in (1, -1)
+
+
+def _check_names(model: "onnx.ModelProto") -> None:
+    """Protobuf hands back a string field that is not UTF-8 as bytes; every later message, lookup and
+    onnxruntime itself expect text, so such a file (corrupt, in practice) is refused here. Walks every string
+    field of the graph (names, op types, attribute names and strings, doc strings), not the tensor data."""
+    if not _all_text(model):
+        raise ModelError("not an ONNX file (a name or other text field is not UTF-8)")
+
+
+def _all_text(msg: object) -> bool:
+    for field, value in msg.ListFields():  # type: ignore[attr-defined]
+        if field.type == field.TYPE_STRING:
+            if not all(isinstance(v, str) for v in ([value] if isinstance(value, (str, bytes)) else value)):
+                return False
+        elif field.type == field.TYPE_MESSAGE:
+            if not all(_all_text(v) for v in ([value] if hasattr(value, "ListFields") else value)):
+                return False
+    return True
 
 
 def node_label(node: "onnx.NodeProto", index: int) -> str:

@@ -511,6 +511,8 @@ def _elementwise(op: str) -> Callable[[_Ctx, list[Value], torch.Tensor], str]:
 
 def _leaky_relu(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     slope = float(getattr(ctx.module, "negative_slope", 0.01))
+    if not (math.isfinite(slope) and slope >= 0):  # the bound rules need a monotone activation
+        raise ctx.unsupported(f"negative slope alpha={slope} (need a finite alpha >= 0)")
     return ctx.emit("leaky_relu", inputs[0], _sample_shape(out), attrs={"alpha": slope})
 
 

@@ -30,6 +30,8 @@ def print_result(result: Result) -> None:
         table.add_row("decided by", result.method)
     if result.margin is not None:
         table.add_row("margin bound", f"{_fmt(result.margin)}  (> 0 proves the property)")
+    if result.bab:
+        table.add_row("branch and bound", ", ".join(f"{v} {k}" for k, v in result.bab.items()))
     t = result.times
     table.add_row("time", "  ".join(f"{k} {t[k]:.2f}s" for k in ("load", "attack", "bounds", "bab", "total") if k in t))
     if result.counterexample is not None:

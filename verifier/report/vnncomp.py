@@ -22,8 +22,13 @@ def write_result_file(path: str, result: Result) -> None:
     import os
     import tempfile
 
+    from verifier.errors import InputError
+
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".verifier-", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".verifier-", suffix=".tmp")
+    except OSError as err:
+        raise InputError(f"{path}: cannot write the result file ({err.strerror or err})") from None
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(format_result_file(result))

@@ -20,8 +20,10 @@ _GATE_HELP = """Exit code, the CI gate (the highest code that applies wins):
   1  an instance is sat (falsified) and sat is in --fail-on (the default)
   2  an instance is unknown or timeout and that verdict is in --fail-on,
      or fewer than --min-verified of all instances are unsat
-  3  bad input: arguments, config file, instances.csv, or an existing --results file without --resume
+  3  bad input: arguments, config file, instances.csv, an existing --results file without --resume,
+     or --resume with another timeout than recorded without --force
   4  an instance is error (error is in --fail-on by default), or an internal error
+  130/143  interrupted by Ctrl-C / SIGTERM: the summary covers the instances that finished
 """
 
 
@@ -63,7 +65,9 @@ Each instance's timeout covers the whole instance, loading included."""))
 @click.option("--ray-address", help="Ray cluster to connect to (default: start a local one).")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
               help="Append one record per instance here (JSONL; CSV for a .csv suffix), fsynced as it ends.")
-@click.option("--resume", is_flag=True, help="Skip the instances already recorded in --results.")
+@click.option("--resume", is_flag=True, help="Skip the instances already recorded in --results (those whose model "
+              "or spec changed since run again).")
+@click.option("--force", is_flag=True, help="With --resume: keep records made with another timeout than this run's.")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-instance VNN-COMP result files (and counterexample files for sat) here.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
@@ -76,7 +80,7 @@ Each instance's timeout covers the whole instance, loading included."""))
 @click.option("--json", "as_json", is_flag=True, help="Print a verifier.run/1 summary document instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of a progress bar; a one-line summary.")
 def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Path], no_check: bool,
-        results: Optional[Path], resume: bool, results_dir: Optional[Path], junit: Optional[Path],
+        results: Optional[Path], resume: bool, force: bool, results_dir: Optional[Path], junit: Optional[Path],
         junit_strict: bool, as_json: bool, quiet: bool, **values: Any) -> None:
     """See the help text above; the exit code is the gate's (`verifier.runner.gate`)."""
     from verifier.commands.common import fail as _fail, guarded as _guarded
@@ -102,6 +106,7 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
 
         if importlib.util.find_spec("ray") is None:
             _fail(EXIT_BAD_INPUT, "--executor ray needs Ray: pip install 'verifier[ray]'")
+    _guarded(lambda: _check_outputs(results, results_dir, junit))
     plan = _guarded(lambda: _plan(inputs, model, settings))
 
     from verifier.runner.batch import Outputs, open_results, run_batch
@@ -109,8 +114,28 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
 
     outputs = Outputs(results, resume, results_dir)
     results_file, previous = _guarded(lambda: open_results(outputs))
+    if previous:
+        from verifier.runner.batch import reconcile
+
+        kept, stale = _guarded(lambda: reconcile(plan, previous, force, str(results)))
+        if stale:
+            click.echo(f"note: {stale} recorded instance(s) changed since (model or spec): running them again",
+                       err=True)
+            _guarded(lambda: results_file.rewrite(kept))
+        previous = kept
     batch = _guarded(lambda: run_batch(plan, settings, outputs, make_reporter(quiet), results_file, previous))
-    _report(batch, settings, results, junit, as_json, quiet)
+    _report(batch, settings, results, junit, as_json, quiet, len(plan))
+
+
+def _check_outputs(results: Optional[Path], results_dir: Optional[Path], junit: Optional[Path]) -> None:
+    """Output paths are checked (their folders made) before any instance runs: exit 3 at once, not at the end."""
+    from verifier.errors import check_output_path
+
+    for path, option in ((results, "--results"), (junit, "--junit")):
+        if path is not None:
+            check_output_path(path, option, make_folder=True)
+    if results_dir is not None:
+        check_output_path(results_dir, "--results-dir", folder=True)
 
 
 def _plan(inputs: tuple[str, ...], model: Optional[str], settings: Any) -> list[Any]:
@@ -126,7 +151,7 @@ def _plan(inputs: tuple[str, ...], model: Optional[str], settings: Any) -> list[
 
 
 def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[Path], as_json: bool,
-            quiet: bool) -> None:
+            quiet: bool, planned: int) -> None:
     from verifier.commands.common import guarded as _guarded
     from verifier.runner import junit as junit_report
     from verifier.runner.gate import evaluate
@@ -134,6 +159,8 @@ def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[
 
     gate = evaluate(counts_of(batch.records), settings.fail_on, settings.min_verified)
     doc = build(batch.records, batch.resumed, batch.elapsed, gate, settings, str(results) if results else None)
+    if batch.interrupted:
+        doc["interrupted"] = {"exit_code": batch.interrupted, "planned": planned}
     if junit is not None:
         _guarded(lambda: junit_report.write(junit, batch.records, settings.junit_strict))
     if as_json:
@@ -144,4 +171,8 @@ def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[
         from rich.console import Console
 
         print_table(doc, Console())
+    if batch.interrupted:  # the summary above covers what finished; the exit code says the run was stopped
+        signal = "SIGTERM" if batch.interrupted == 143 else "SIGINT"
+        click.echo(f"error: interrupted ({signal}) after {len(batch.records)} of {planned} instances", err=True)
+        sys.exit(batch.interrupted)
     sys.exit(gate.exit_code)

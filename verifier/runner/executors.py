@@ -60,6 +60,11 @@ def run_processes(instances: Sequence[Instance], settings: RunSettings) -> Recor
                         yield failed_record(inst, settings, "worker process died (killed or out of memory)")
             for inst in in_flight.values():  # a broken pool fails everything it was running
                 yield failed_record(inst, settings, "worker process died (killed or out of memory)")
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: stop the workers now rather than wait for their instances
+            broken = True
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
         finally:
             pool.shutdown(wait=not broken, cancel_futures=True)
 

@@ -82,6 +82,8 @@ def _rows(reader, path: Path):  # type: ignore[no-untyped-def]
             raise InputError(f"{where}: expected 3 columns (onnx, vnnlib, timeout), got {len(cells)}")
         if not cells[0] or not cells[1]:
             raise InputError(f"{where}: empty {'onnx' if not cells[0] else 'vnnlib'} path")
+        if "\0" in cells[0] + cells[1]:
+            raise InputError(f"{where}: a path with a NUL character (no file can have that name)")
         yield cells[0], cells[1], _timeout(cells[2], where)
 
 

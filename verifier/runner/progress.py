@@ -30,7 +30,8 @@ class Reporter(Protocol):
 
 
 class LogReporter:
-    """One line per instance: `[  3/186] unsat     0.12 s  NET SPEC  (crown)`."""
+    """One line per instance: `[  3/186] unsat     0.12 s  NET SPEC  (crown)`, numbered as the plan (1-based,
+    the summary's `#3`), so that a line and the summary name an instance alike, with --jobs and --resume too."""
 
     def __init__(self, console: Any) -> None:
         self.console = console
@@ -45,9 +46,10 @@ class LogReporter:
 
     def update(self, record: Mapping[str, Any]) -> None:
         self.done += 1
+        number = record["index"] + 1 if "index" in record else self.done
         width = len(str(self.total))
         detail = record.get("message") if record["verdict"] in (ERROR, TIMEOUT, UNKNOWN) else record.get("method")
-        line = (f"[{self.done:>{width}}/{self.total}] {record['verdict']:<8} {float(record['wall']):7.2f} s  "
+        line = (f"[{number:>{width}}/{self.total}] {record['verdict']:<8} {float(record['wall']):7.2f} s  "
                 f"{record['onnx']} {record['vnnlib']}" + (f"  ({detail})" if detail else ""))
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -63,10 +65,19 @@ class LiveReporter:
             BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
-        self.progress = Progress(SpinnerColumn(), TextColumn("verifying"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[tally]}"), console=console)
+        # Count, elapsed time and ETA keep their width on a narrow terminal (80 columns); the tally is cut
+        # short first, and the bar is short enough to leave it room.
+        def fixed(width: int) -> Column:
+            return Column(no_wrap=True, min_width=width)
+
+        self.progress = Progress(SpinnerColumn(), BarColumn(bar_width=20), MofNCompleteColumn(table_column=fixed(7)),
+                                 TimeElapsedColumn(table_column=fixed(7)), TextColumn("ETA", table_column=fixed(3)),
+                                 TimeRemainingColumn(table_column=fixed(7)),
+                                 TextColumn("{task.fields[tally]}",
+                                            table_column=Column(no_wrap=True, overflow="ellipsis", min_width=0)),
+                                 console=console)
         self.counts: Counter[str] = Counter()
         self.task: Optional[Any] = None
 

@@ -21,7 +21,7 @@ import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from verifier import __version__
 from verifier.errors import InputError
@@ -130,6 +130,27 @@ class ResultsFile:
         if self.is_csv and self._fh.tell() == 0:
             self._write(CSV_HEADER)
         return previous
+
+    def rewrite(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the file's records with `records` (atomically: a kill leaves the old file or the new one),
+        then keep appending to it: how `--resume` drops the records of instances whose files changed."""
+        import tempfile
+
+        self.close()
+        body = (CSV_HEADER if self.is_csv else "") + "".join(
+            _csv_line(r) if self.is_csv else _json_line(r) for r in records)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._fh = open(self.path, "ab")
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Write one record as one line, then flush and fsync: on disk before the next instance is reported."""

@@ -15,8 +15,9 @@
                "wall": 131.0,           // sum of per-instance wall time
                "overhead": {"total": 0.9, "mean": 0.005, "max": 0.03}},  // per instance: wall - engine
       "results": "acas.jsonl",          // the results file, or null
-      "config": {...}                   // the effective settings (as in every record)
-    }
+      "config": {...},                  // the effective settings (as in every record)
+      "interrupted": {"exit_code": 130, "planned": 186}  // only when Ctrl-C (130) or SIGTERM (143) stopped the
+    }                                   // run: then the counts cover the instances that finished
 
 Fields are only ever added, never renamed, within one schema version.
 """
@@ -96,7 +97,7 @@ def print_table(doc: Mapping[str, Any], console: Any, max_listed: int = 10) -> N
                   f"mean {ov['mean'] * 1000:.1f} ms, max {ov['max'] * 1000:.1f} ms", highlight=False)
     notable = [(v, r) for v in (SAT, ERROR) for r in doc["verdicts"][v]]
     for verdict, r in notable[:max_listed]:
-        console.print(f"  {verdict:<5} #{r['index']} {r['onnx']} {r['vnnlib']}"
+        console.print(f"  {verdict:<5} #{r['index'] + 1} {r['onnx']} {r['vnnlib']}"  # 1-based, as the log lines
                       + (f": {r['message']}" if r["message"] else ""), markup=False, highlight=False, soft_wrap=True)
     if len(notable) > max_listed:
         console.print(f"  … and {len(notable) - max_listed} more", highlight=False)

@@ -20,9 +20,10 @@ import numpy as np
 from verifier.errors import SpecError
 from verifier.spec.spec import Clause, Property, Spec
 
-__all__ = ["MAX_DNF_TERMS", "load_spec", "parse_vnnlib", "parse_vnnlib_text", "read_spec_text"]
+__all__ = ["MAX_DNF_TERMS", "MAX_NESTING", "load_spec", "parse_vnnlib", "parse_vnnlib_text", "read_spec_text"]
 
 MAX_DNF_TERMS = 100_000  # refuse specs whose DNF would be larger: they would not be verifiable anyway
+MAX_NESTING = 100  # parentheses deeper than this are refused: the formula walk recurses (real specs nest < 10)
 
 _TOKEN_RE = re.compile(r";[^\n]*|([()]|[^\s();]+)")  # comment (captures "") | paren | symbol or number
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -30,6 +31,9 @@ _VAR_RE = re.compile(r"([XY])_(0|[1-9]\d*)")
 _IGNORED_COMMANDS = frozenset({"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"})
 _COMPARISONS = frozenset({"<=", "<", ">=", ">", "="})
 _ARITHMETIC = frozenset({"+", "-", "*", "/"})
+# Networks run in float32: an input bound or output coefficient beyond its range would become inf (or nan)
+# on the way in, and the model would be blamed for what is the spec's error.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # --------------------------------------------------------------------------------------------------- source & tree
@@ -95,6 +99,8 @@ def _read_sexprs(src: _Source) -> list[_List]:
     stack: list[_List] = []
     for at, tok in enumerate(src.tokens):
         if tok == "(":
+            if len(stack) == MAX_NESTING:
+                raise src.error(at, f"parentheses nested deeper than {MAX_NESTING} levels")
             stack.append(_List(at))
         elif tok == ")":
             if not stack:
@@ -269,7 +275,13 @@ class _Interpreter:
         value = _parse_number(args[1].text)
         if var is None or var.kind != "X" or value is None or not math.isfinite(value):
             return None
+        self._check_float32(value, args[1].pos, f"bound {args[1].text} on {var.name}")
         return _Bound(var.index, op.text in ("<=", "<"), value, node.pos, op.text in ("<", ">"))
+
+    def _check_float32(self, value: float, pos: int, what: str) -> None:
+        """Refuse a finite number the float32 network cannot take (see FLOAT32_MAX)."""
+        if not abs(value) <= FLOAT32_MAX:
+            raise self.src.error(pos, f"{what} is beyond float32's range (±{FLOAT32_MAX:.7g})")
 
     def _compare(self, node: _List, op: _Atom, args: list[_Node]) -> list[_Constraint]:
         """`(<= a b c)` is a <= b and b <= c (SMT-LIB chaining). Strict comparisons bound as non-strict ones
@@ -295,13 +307,18 @@ class _Interpreter:
         if len(kinds) == 2:
             raise self.src.error(pos, "constraint mixing inputs (X) and outputs (Y) is not supported")
         if "Y" in kinds:
+            for v, c in coeffs.items():
+                self._check_float32(c, pos, f"coefficient {c!r} of {v.name}")
+            self._check_float32(lin[1], pos, f"constant {lin[1]!r}")
             return _Row(tuple(sorted((v.index, c) for v, c in coeffs.items())), lin[1], pos, strict)
         if len(coeffs) > 1:
             names = ", ".join(v.name for v in coeffs)
             what = f"linear constraint over several inputs ({names}) is not supported: only bounds on single inputs"
             raise self.src.error(pos, what)
         ((var, c),) = coeffs.items()
-        return _Bound(var.index, c > 0, -lin[1] / c, pos, strict)
+        value = -lin[1] / c
+        self._check_float32(value, pos, f"bound {value!r} on {var.name}")
+        return _Bound(var.index, c > 0, value, pos, strict)
 
     # ---- arithmetic
 

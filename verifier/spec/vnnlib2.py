@@ -46,6 +46,8 @@ _DIMS_RE = re.compile(r"(?:|\d+(?:,\d+)*)")
 _VERSION_RE = re.compile(r"<(\d+)\.(\d+)>")
 _VERSION_FORM = re.compile(r"\(\s*vnnlib-version\b")
 _SUPPORTED_MAJOR = 2
+# Elements one declaration may have: each becomes a variable, so [99999,99999] would exhaust memory first.
+MAX_ELEMENTS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,9 @@ class _Interpreter2(_Interpreter):
         shape = tuple(int(d) for d in dims.split(",")) if dims else ()
         if any(d < 1 for d in shape):
             raise self.src.error(args[1].pos, f"{name.text}: dimensions must be positive, got [{dims}]")
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise self.src.error(args[1].pos, f"{name.text}: [{dims}] has {math.prod(shape)} elements, more than "
+                                              f"the {MAX_ELEMENTS} a query may declare")
         if name.text in self.decls:
             raise self.src.error(name.pos, f"duplicate declaration of {name.text}")
         if hidden and onnx_name is None:
