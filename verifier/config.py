@@ -38,6 +38,8 @@ class VerifyOptions:
     # eps 0.05, 32 starts x 60 steps miss the counterexample and 1024 x 300 find it in 0.2-0.4 s.
     strong_attack: Optional[AttackConfig] = field(default_factory=lambda: AttackConfig(restarts=1024, steps=300))
     strong_attack_share: float = 0.1
+    certificate: Optional[str] = None  # write an unsat certificate here (input-split and bound-stage proofs)
+    check_certificate: bool = False  # and check it with the independent checker
 
     def __post_init__(self) -> None:
         from verifier.errors import InputError

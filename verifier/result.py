@@ -48,6 +48,7 @@ class Result:
     spec: str = ""
     properties: tuple[PropertyOutcome, ...] = ()
     exit_code_override: int | None = None  # bad input (3) vs internal error (4) for `error`
+    certificate: dict[str, Any] | None = None  # {"path", "leaves", "checked", ...} when one was asked for
 
     @property
     def exit_code(self) -> int:
@@ -77,4 +78,5 @@ class Result:
             "times": dict(self.times),
             "properties": [asdict(p) for p in self.properties],
             "message": self.message,
+            **({"certificate": self.certificate} if self.certificate is not None else {}),
         }

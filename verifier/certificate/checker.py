@@ -1,0 +1,270 @@
+"""The independent checker: re-proves every leaf of a certificate in rigorous float64 arithmetic.
+
+It imports no torch and none of the verifier's bound code: the model is read by `network` (its own
+ONNX walk), the bounds are computed by `rigorous` (its own IBP and CROWN back-substitution with
+outward rounding). The spec is read with the verifier's VNN-LIB parser (numpy only; it computes no
+bounds). Per (property, clause) root it rebuilds the leaf boxes from the split tree (which covers
+the property's box by construction), and proves each leaf, batched: IBP; else CROWN with the slopes
+the certificate gives (or CROWN's own); a leaf is proved when the best row, or a nonnegative
+weighting of the rows (found by the checker's own mirror ascent), has a positive rigorous lower
+bound on the whole leaf.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from verifier.certificate.format import ALPHA, Certificate, RootProof, read_certificate, sha256_file
+from verifier.certificate.network import Affine, Chain, Divide, Layer, Relu, load_chain
+from verifier.certificate.rigorous import LinearBound, affine_interval, divide_interval, relu_interval
+
+CHUNK = 1024  # leaves bounded together
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    valid: bool
+    message: str  # "valid", or "invalid: leaf N, reason" / "invalid: reason"
+    leaves: int
+    seconds: float
+
+
+class Invalid(Exception):
+    """The certificate does not prove the spec (exit 1); the message says where and why."""
+
+
+def check_certificate(model: str, spec: str, certificate: str, chunk: int = CHUNK) -> CheckOutcome:
+    """Check `certificate` against the files; bad input (unreadable or unsupported files) raises
+    UnsupportedModel / CertificateFileError / SpecError, everything else is an outcome."""
+    from verifier.spec.vnnlib import parse_vnnlib
+
+    start = time.monotonic()
+    cert = read_certificate(certificate)
+    chain = load_chain(model)
+    parsed = parse_vnnlib(spec)
+    try:
+        check_proof(chain, parsed, cert, sha256_file(model), sha256_file(spec), chunk)
+    except Invalid as err:
+        return CheckOutcome(False, f"invalid: {err}", cert.leaves, time.monotonic() - start)
+    return CheckOutcome(True, "valid", cert.leaves, time.monotonic() - start)
+
+
+def check_proof(chain: Chain, spec, cert: Certificate, model_sha: str, spec_sha: str,  # type: ignore[no-untyped-def]
+                chunk: int = CHUNK) -> None:
+    """Raise Invalid unless `cert` proves every clause of every property of `spec` on `chain`."""
+    if cert.model_sha256 != model_sha:
+        raise Invalid(f"the certificate is for another model (sha256 {cert.model_sha256[:12]}…, "
+                      f"this file {model_sha[:12]}…)")
+    if cert.spec_sha256 != spec_sha:
+        raise Invalid(f"the certificate is for another spec (sha256 {cert.spec_sha256[:12]}…, this file {spec_sha[:12]}…)")
+    if spec.n_inputs != chain.n_inputs or spec.n_outputs != chain.n_outputs:
+        raise Invalid(f"the spec has {spec.n_inputs} inputs / {spec.n_outputs} outputs, the model "
+                      f"{chain.n_inputs} / {chain.n_outputs}")
+    by_key = {(r.property, r.clause): (i, r) for i, r in reversed(list(enumerate(cert.roots)))}
+    offsets = np.cumsum([0] + [r.leaves for r in cert.roots])
+    for p, prop in enumerate(spec.properties):
+        if not prop.clauses:
+            raise Invalid(f"property {p} has a clause that always holds: it cannot be unsat")
+        for c, clause in enumerate(prop.clauses):
+            if (p, c) not in by_key:
+                raise Invalid(f"property {p}, clause {c}: no proof in the certificate")
+            i, root = by_key[(p, c)]
+            check_root(chain, prop.lower, prop.upper, clause.C, clause.d, root, int(offsets[i]), chunk)
+
+
+def check_root(chain: Chain, lower: np.ndarray, upper: np.ndarray, C: np.ndarray, d: np.ndarray,
+               root: RootProof, first_leaf: int, chunk: int = CHUNK) -> None:
+    """Raise Invalid unless every leaf of `root` is proved (leaves numbered from first_leaf)."""
+    where = f"property {root.property}, clause {root.clause}"
+    mix = root.mix
+    if mix.ndim != 2 or mix.shape[1] != C.shape[0] or not np.all(np.isfinite(mix)) or np.any(mix < 0) \
+            or np.any(mix.sum(1) <= 0):
+        raise Invalid(f"{where}: the row weights must be a nonnegative ({C.shape[0]}-column) matrix with no zero row")
+    lo, hi = leaf_boxes(root, np.asarray(lower, np.float64), np.asarray(upper, np.float64), where)
+    if root.kind.shape[0] != lo.shape[0]:
+        raise Invalid(f"{where}: {root.kind.shape[0]} leaf kinds for {lo.shape[0]} leaves")
+    alphas = _alpha_table(chain, root, lo.shape[0], where)
+    objective = (Affine(np.asarray(C, np.float64), np.asarray(d, np.float64)), Affine(mix, np.zeros(mix.shape[0])))
+    for begin in range(0, lo.shape[0], chunk):
+        end = min(begin + chunk, lo.shape[0])
+        taken = None if alphas is None else [a[begin:end] for a in alphas[1]]
+        has = None if alphas is None else alphas[0][begin:end]
+        margin = leaf_margins(chain, objective, lo[begin:end], hi[begin:end], taken, has)
+        bad = np.nonzero(~(margin > 0))[0]
+        if bad.size:
+            j = int(bad[0])
+            raise Invalid(f"leaf {first_leaf + begin + j} ({where}, leaf {begin + j} of the root), "
+                          f"bound {margin[j]:.3g} <= 0: not proved")
+
+
+def leaf_boxes(root: RootProof, lower: np.ndarray, upper: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The leaves' boxes (in node order), from the breadth-first split tree; Invalid if malformed."""
+    dim, point = root.dim, root.point
+    N, n = dim.shape[0], lower.shape[0]
+    internal = dim >= 0
+    if N == 0 or point.shape[0] != N or N != 2 * int(internal.sum()) + 1:
+        raise Invalid(f"{where}: the split tree is malformed ({N} nodes, {int(internal.sum())} splits)")
+    if np.any(dim >= n) or np.any(dim < -1) or not np.all(np.isfinite(point[internal])):
+        raise Invalid(f"{where}: the split tree has a split dimension or point out of range")
+    rank = np.cumsum(internal) - 1
+    left = np.where(internal, 2 * rank + 1, -1)
+    nodes = np.arange(N)
+    if np.any(left[internal] <= nodes[internal]):
+        raise Invalid(f"{where}: the split tree is not in breadth-first order")
+    lo = np.empty((N, n))
+    hi = np.empty((N, n))
+    lo[0], hi[0] = lower, upper
+    wave = np.array([0])
+    while wave.size:
+        split = wave[internal[wave]]
+        if not split.size:
+            break
+        k, p = dim[split], point[split]
+        rows = np.arange(split.size)
+        if np.any(p < lo[split, k]) or np.any(p > hi[split, k]):
+            bad = split[(p < lo[split, k]) | (p > hi[split, k])][0]
+            raise Invalid(f"{where}: node {bad} splits at a point outside its box")
+        a, b = left[split], left[split] + 1
+        lo[a], hi[a] = lo[split], hi[split]
+        lo[b], hi[b] = lo[split], hi[split]
+        hi[a, k], lo[b, k] = p, p
+        del rows
+        wave = np.concatenate([a, b])
+        wave.sort()
+    leaves = ~internal
+    return lo[leaves], hi[leaves]
+
+
+def _alpha_table(chain: Chain, root: RootProof, n_leaves: int, where: str,
+                 ) -> Optional[tuple[np.ndarray, list[np.ndarray]]]:
+    """Per leaf: whether it has slopes, and the slopes (leaves, rows, width) per relu layer (NaN where none)."""
+    if not root.alpha_leaf.size:
+        return None
+    widths = chain.relu_widths
+    rows = root.mix.shape[0]
+    idx = root.alpha_leaf
+    if len(root.alphas) != len(widths) or np.any(idx < 0) or np.any(idx >= n_leaves) or \
+            any(a.shape != (idx.size, rows, w) for a, w in zip(root.alphas, widths)) or \
+            not all(np.all(np.isfinite(a)) for a in root.alphas):
+        raise Invalid(f"{where}: the relu slopes do not fit the model's relu layers {widths} and {rows} rows")
+    has = np.zeros(n_leaves, bool)
+    has[idx] = True
+    table = []
+    for a, w in zip(root.alphas, widths):
+        full = np.zeros((n_leaves, rows, w))
+        full[idx] = a
+        table.append(full)
+    return has, table
+
+
+def leaf_margins(chain: Chain, objective: tuple[Affine, Affine], lo: np.ndarray, hi: np.ndarray,
+                 alphas: Optional[list[np.ndarray]] = None, has_alpha: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per leaf box, a rigorous lower bound of the best nonnegative weighting of the objective rows
+    (> 0 proves the leaf): IBP first, CROWN (and the given slopes) where IBP leaves it open."""
+    layers: tuple[Layer, ...] = chain.layers + objective
+    bounds = _ibp(layers, lo, hi)
+    margin = bounds[-1][0].max(1)
+    open_ = np.nonzero(~(margin > 0))[0]
+    if not open_.size:
+        return margin
+    sub_lo, sub_hi = lo[open_], hi[open_]
+    tight = _crown_intermediate(layers, sub_lo, sub_hi)
+    rows = objective[1].W.shape[0]
+    lin = _backward(layers, tight, len(layers), np.eye(rows), None)
+    row_lb = lin.box_minimum(sub_lo, sub_hi)
+    if alphas is not None and has_alpha is not None and has_alpha[open_].any():
+        pick = np.nonzero(has_alpha[open_])[0]
+        part = [(b[0][pick], b[1][pick]) for b in tight]
+        lin_a = _backward(layers, part, len(layers), np.eye(rows), [a[open_][pick] for a in alphas])
+        lb_a = lin_a.box_minimum(sub_lo[pick], sub_hi[pick])
+        better = lb_a > row_lb[pick]
+        for name in ("coef", "const", "slack"):
+            mine, theirs = getattr(lin, name), getattr(lin_a, name)
+            sel = better.reshape(better.shape + (1,) * (mine.ndim - 2))
+            mine[pick] = np.where(sel, theirs, mine[pick])
+        row_lb[pick] = np.maximum(row_lb[pick], lb_a)
+    best = row_lb.max(1)
+    still = ~(best > 0)
+    if still.any() and rows > 1:
+        s = np.nonzero(still)[0]
+        part = LinearBound(lin.coef[s], lin.const[s], lin.slack[s])
+        weights = dual_weights(part, sub_lo[s], sub_hi[s])
+        magnitude = np.maximum(np.abs(sub_lo[s]), np.abs(sub_hi[s]))
+        best[s] = np.maximum(best[s], part.combined(weights, magnitude).box_minimum(sub_lo[s], sub_hi[s])[:, 0])
+    margin[open_] = np.maximum(margin[open_], best)
+    return margin
+
+
+def _ibp(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rigorous interval bounds of every value: bounds[j] is the input of layers[j] (bounds[-1] the last output)."""
+    bounds = [(lo, hi)]
+    for layer in layers:
+        bounds.append(_interval(layer, *bounds[-1]))
+    return bounds
+
+
+def _interval(layer: Layer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(layer, Affine):
+        return affine_interval(layer.W, layer.b, lo, hi)
+    if isinstance(layer, Divide):
+        return divide_interval(layer.c, lo, hi)
+    return relu_interval(lo, hi)
+
+
+def _crown_intermediate(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray,
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Interval bounds of every value, those of relu inputs tightened by CROWN (CROWN's own slopes)."""
+    bounds = [(lo, hi)]
+    seen_relu = False
+    for t, layer in enumerate(layers):
+        if isinstance(layer, Relu):
+            if seen_relu:  # before the first relu, interval bounds of an affine chain are CROWN's anyway
+                n = layer.width
+                lin = _backward(layers, bounds, t, np.vstack([np.eye(n), -np.eye(n)]), None)
+                both = lin.box_minimum(lo, hi)
+                l, h = bounds[t]
+                bounds[t] = (np.maximum(l, both[:, :n]), np.minimum(h, -both[:, n:]))
+            seen_relu = True
+        bounds.append(_interval(layer, *bounds[t]))
+    return bounds
+
+
+def _backward(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarray]], at: int, rows: np.ndarray,
+              alphas: Optional[list[np.ndarray]]) -> LinearBound:
+    """Linear lower bounds of rows . value[at] in terms of the input, back through layers[:at]."""
+    lin = LinearBound.rows(bounds[0][0].shape[0], rows)
+    relu_index = sum(isinstance(layer, Relu) for layer in layers[:at])
+    for j in range(at - 1, -1, -1):
+        layer = layers[j]
+        l, h = bounds[j]
+        if isinstance(layer, Affine):
+            lin = lin.through_affine(layer.W, layer.b, np.maximum(np.abs(l), np.abs(h)))
+        elif isinstance(layer, Divide):
+            lin = lin.through_divide(layer.c, np.maximum(np.abs(l), np.abs(h)))
+        else:
+            relu_index -= 1
+            lin = lin.through_relu(l, h, None if alphas is None else alphas[relu_index])
+    return lin
+
+
+def dual_weights(lin: LinearBound, lo: np.ndarray, hi: np.ndarray, steps: int = 40) -> np.ndarray:
+    """Nonnegative row weights (B, R) that make the weighted rows' lower bound large: mirror ascent on
+    the concave dual function (any weights are sound; these are only a good guess)."""
+    coef, const = lin.coef, lin.const - lin.slack
+    B, R, _ = coef.shape
+    lam = np.full((B, R), 1.0 / R)
+    best, best_val = lam.copy(), np.full(B, -np.inf)
+    for step in range(steps):
+        a = np.einsum("br,brn->bn", lam, coef)
+        val = (lam * const).sum(1) + np.minimum(a * lo, a * hi).sum(1)
+        improved = val > best_val
+        best[improved], best_val[improved] = lam[improved], val[improved]
+        x = np.where(a > 0, lo, hi)
+        grad = const + np.einsum("brn,bn->br", coef, x)
+        grad = grad / np.maximum(np.abs(grad).max(1, keepdims=True), 1e-12)
+        lam = lam * np.exp(2.0 / np.sqrt(1.0 + step) * grad)
+        lam = lam / lam.sum(1, keepdims=True)
+    return best
