@@ -172,7 +172,7 @@ class InputSplitSearch:
             self.proved = min(self.proved, float(margin[~open_].min()))
         ids = self.batch_ids
         if self.rec is not None:
-            _record_proved(self.rec, ids, open_, sink or {}, self.graph)
+            _record_proved(self.rec, ids, open_, sink or {}, self.graph, cfg.intermediate == "alpha")
             ids = ids[open_]
         if not bool(open_.any()):
             return None
@@ -426,15 +426,17 @@ def _mixture_weights(k: int, mix_rows: bool) -> Tensor:
     return with_convex_mixtures(eye, torch.zeros(k, dtype=torch.float64))[0] if mix_rows else eye
 
 
-def _record_proved(recorder: Any, ids: Tensor, open_: Tensor, sink: dict[str, Any], graph: Graph) -> None:
-    """Tell `recorder` which boxes of the batch are proved, and by what: CROWN, or CROWN with the
-    objective's optimised slopes (those of the boxes CROWN alone left open, per relu layer)."""
-    from verifier.certificate.format import ALPHA, CROWN
+def _record_proved(recorder: Any, ids: Tensor, open_: Tensor, sink: dict[str, Any], graph: Graph,
+                   layer_alpha: bool = False) -> None:
+    """Tell `recorder` which boxes of the batch are proved, and by what: CROWN (on intermediate
+    bounds by alpha-CROWN per layer when `layer_alpha`), or CROWN with the objective's optimised
+    slopes (those of the boxes CROWN alone left open, per relu layer)."""
+    from verifier.certificate.format import ALPHA, CROWN, LAYER_ALPHA
 
     proved = ~open_
     if not bool(proved.any()):
         return
-    kinds = torch.full((int(ids.shape[0]),), CROWN, dtype=torch.uint8)
+    kinds = torch.full((int(ids.shape[0]),), LAYER_ALPHA if layer_alpha else CROWN, dtype=torch.uint8)
     alpha_open = sink.get("alpha_open")
     if alpha_open is None or "alphas" not in sink:
         recorder.proved(ids[proved], kinds[proved.cpu()])

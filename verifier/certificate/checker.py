@@ -17,9 +17,13 @@ from typing import Optional
 
 import numpy as np
 
-from verifier.certificate.format import ALPHA, Certificate, RootProof, read_certificate, sha256_file
+from verifier.certificate.format import KINDS, LAYER_ALPHA, Certificate, RootProof, read_certificate, sha256_file
 from verifier.certificate.network import Affine, Chain, Divide, Layer, Relu, load_chain
-from verifier.certificate.rigorous import LinearBound, affine_interval, divide_interval, relu_interval
+from verifier.certificate.rigorous import (
+    ForwardBounds, LinearBound, affine_interval, divide_interval, relu_interval,
+)
+
+FORWARD_MAX_INPUTS = 32  # forward linear bounds too (their cost grows with the inputs)
 
 CHUNK = 1024  # leaves bounded together
 
@@ -96,8 +100,12 @@ def check_root(chain: Chain, lower: np.ndarray, upper: np.ndarray, C: np.ndarray
         bad = np.nonzero(~(margin > 0))[0]
         if bad.size:
             j = int(bad[0])
-            raise Invalid(f"leaf {first_leaf + begin + j} ({where}, leaf {begin + j} of the root), "
-                          f"bound {margin[j]:.3g} <= 0: not proved")
+            kind = int(root.kind[begin + j])
+            why = " (closed by the verifier with intermediate bounds optimised per layer, whose slopes the " \
+                  "certificate does not carry)" if kind == LAYER_ALPHA else \
+                f" (closed by the verifier by {KINDS[kind] if kind < len(KINDS) else kind})"
+            raise Invalid(f"leaf {first_leaf + begin + j} ({where}, leaf {begin + j} of the root): best bound "
+                          f"{margin[j]:.3g} <= 0, not proved{why}")
 
 
 def leaf_boxes(root: RootProof, lower: np.ndarray, upper: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -163,39 +171,59 @@ def _alpha_table(chain: Chain, root: RootProof, n_leaves: int, where: str,
 def leaf_margins(chain: Chain, objective: tuple[Affine, Affine], lo: np.ndarray, hi: np.ndarray,
                  alphas: Optional[list[np.ndarray]] = None, has_alpha: Optional[np.ndarray] = None) -> np.ndarray:
     """Per leaf box, a rigorous lower bound of the best nonnegative weighting of the objective rows
-    (> 0 proves the leaf): IBP first, CROWN (and the given slopes) where IBP leaves it open."""
+    (> 0 proves the leaf): IBP first; where it leaves a leaf open, CROWN on intermediate bounds
+    computed as the verifier does (CROWN's adaptive slopes), with the given slopes too; where that
+    fails, again on intermediate bounds that also try other slopes."""
     layers: tuple[Layer, ...] = chain.layers + objective
-    bounds = _ibp(layers, lo, hi)
-    margin = bounds[-1][0].max(1)
-    open_ = np.nonzero(~(margin > 0))[0]
-    if not open_.size:
-        return margin
-    sub_lo, sub_hi = lo[open_], hi[open_]
-    tight = _crown_intermediate(layers, sub_lo, sub_hi)
-    rows = objective[1].W.shape[0]
-    lin = _backward(layers, tight, len(layers), np.eye(rows), None)
-    row_lb = lin.box_minimum(sub_lo, sub_hi)
-    if alphas is not None and has_alpha is not None and has_alpha[open_].any():
-        pick = np.nonzero(has_alpha[open_])[0]
+    margin = _ibp(layers, lo, hi)[-1][0].max(1)
+    for intermediate in (("adaptive",), SLOPES):
+        open_ = np.nonzero(~(margin > 0))[0]
+        if not open_.size:
+            break
+        tight = _crown_intermediate(layers, lo[open_], hi[open_], intermediate)
+        has = None if has_alpha is None else has_alpha[open_]
+        given = None if alphas is None else [a[open_] for a in alphas]
+        margin[open_] = np.maximum(margin[open_], _objective_margin(layers, tight, lo[open_], hi[open_], given, has))
+    return margin
+
+
+def _objective_margin(layers: tuple[Layer, ...], tight: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray,
+                      hi: np.ndarray, alphas: Optional[list[np.ndarray]], has_alpha: Optional[np.ndarray]) -> np.ndarray:
+    """The best rigorous lower bound of the objective's rows, or of a weighting of them, on each box."""
+    rows = layers[-1].W.shape[0]  # type: ignore[union-attr]
+    lin, row_lb = None, None
+    for strategy in SLOPES:
+        cand = _backward(layers, tight, len(layers), np.eye(rows), _slopes(layers, tight, len(layers), strategy))
+        lin, row_lb = _keep_better(lin, row_lb, cand, cand.box_minimum(lo, hi), np.arange(lo.shape[0]))
+    if alphas is not None and has_alpha is not None and has_alpha.any():
+        pick = np.nonzero(has_alpha)[0]
         part = [(b[0][pick], b[1][pick]) for b in tight]
-        lin_a = _backward(layers, part, len(layers), np.eye(rows), [a[open_][pick] for a in alphas])
-        lb_a = lin_a.box_minimum(sub_lo[pick], sub_hi[pick])
-        better = lb_a > row_lb[pick]
-        for name in ("coef", "const", "slack"):
-            mine, theirs = getattr(lin, name), getattr(lin_a, name)
-            sel = better.reshape(better.shape + (1,) * (mine.ndim - 2))
-            mine[pick] = np.where(sel, theirs, mine[pick])
-        row_lb[pick] = np.maximum(row_lb[pick], lb_a)
+        lin_a = _backward(layers, part, len(layers), np.eye(rows), [a[pick] for a in alphas])
+        lin, row_lb = _keep_better(lin, row_lb, lin_a, lin_a.box_minimum(lo[pick], hi[pick]), pick)
+    assert lin is not None and row_lb is not None
     best = row_lb.max(1)
     still = ~(best > 0)
     if still.any() and rows > 1:
         s = np.nonzero(still)[0]
         part = LinearBound(lin.coef[s], lin.const[s], lin.slack[s])
-        weights = dual_weights(part, sub_lo[s], sub_hi[s])
-        magnitude = np.maximum(np.abs(sub_lo[s]), np.abs(sub_hi[s]))
-        best[s] = np.maximum(best[s], part.combined(weights, magnitude).box_minimum(sub_lo[s], sub_hi[s])[:, 0])
-    margin[open_] = np.maximum(margin[open_], best)
-    return margin
+        weights = dual_weights(part, lo[s], hi[s])
+        magnitude = np.maximum(np.abs(lo[s]), np.abs(hi[s]))
+        best[s] = np.maximum(best[s], part.combined(weights, magnitude).box_minimum(lo[s], hi[s])[:, 0])
+    return best
+
+
+def _keep_better(lin: Optional[LinearBound], row_lb: Optional[np.ndarray], cand: LinearBound, cand_lb: np.ndarray,
+                 at: np.ndarray) -> tuple[LinearBound, np.ndarray]:
+    """Per (box, row), the linear bound with the larger lower bound: `cand` covers the boxes `at`."""
+    if lin is None or row_lb is None:
+        return cand, cand_lb
+    better = cand_lb > row_lb[at]
+    for name in ("coef", "const", "slack"):
+        mine, theirs = getattr(lin, name), getattr(cand, name)
+        sel = better.reshape(better.shape + (1,) * (mine.ndim - 2))
+        mine[at] = np.where(sel, theirs, mine[at])
+    row_lb[at] = np.maximum(row_lb[at], cand_lb)
+    return lin, row_lb
 
 
 def _ibp(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -215,21 +243,56 @@ def _interval(layer: Layer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
 
 
 def _crown_intermediate(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray,
-                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Interval bounds of every value, those of relu inputs tightened by CROWN (CROWN's own slopes)."""
+                        strategies: tuple[str, ...] = ("adaptive",)) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Interval bounds of every value: IBP, intersected with forward linear bounds (few inputs) and,
+    on relu inputs, with CROWN's (CROWN's own slopes). All three are sound, so is their intersection."""
     bounds = [(lo, hi)]
     seen_relu = False
+    xmag = np.maximum(np.abs(lo), np.abs(hi))
+    forward = ForwardBounds.identity(lo.shape[0], lo.shape[1]) if lo.shape[1] <= FORWARD_MAX_INPUTS else None
     for t, layer in enumerate(layers):
+        l, h = bounds[t]
         if isinstance(layer, Relu):
             if seen_relu:  # before the first relu, interval bounds of an affine chain are CROWN's anyway
                 n = layer.width
-                lin = _backward(layers, bounds, t, np.vstack([np.eye(n), -np.eye(n)]), None)
-                both = lin.box_minimum(lo, hi)
-                l, h = bounds[t]
-                bounds[t] = (np.maximum(l, both[:, :n]), np.minimum(h, -both[:, n:]))
+                for strategy in strategies:
+                    lin = _backward(layers, bounds, t, np.vstack([np.eye(n), -np.eye(n)]), _slopes(layers, bounds, t, strategy))
+                    both = lin.box_minimum(lo, hi)
+                    l, h = np.maximum(l, both[:, :n]), np.minimum(h, -both[:, n:])
+                    bounds[t] = (l, h)
             seen_relu = True
-        bounds.append(_interval(layer, *bounds[t]))
+        nxt = _interval(layer, l, h)
+        if forward is not None:
+            if isinstance(layer, Affine):
+                forward = forward.affine(layer.W, layer.b, xmag)
+            elif isinstance(layer, Divide):
+                forward = forward.divide(layer.c, xmag, np.maximum(np.abs(l), np.abs(h)))
+            else:
+                forward = forward.relu(l, h, xmag)
+            fl, fh = forward.interval(lo, hi)
+            nxt = (np.maximum(nxt[0], fl), np.minimum(nxt[1], fh))
+        bounds.append(nxt)
     return bounds
+
+
+# Lower slopes of relus tried for every bound (each gives a sound bound; the best is kept): CROWN's
+# adaptive choice alone is not monotone in the intermediate bounds, so tighter bounds than the
+# verifier's can still give a looser objective bound; a few fixed alternatives make up for it.
+SLOPES = ("adaptive", "zero", "upper")
+
+
+def _slopes(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarray]], at: int,
+            strategy: str) -> Optional[list[np.ndarray]]:
+    """Per relu layer before `at`, lower slopes (B, 1, n) by `strategy` (None: CROWN's adaptive)."""
+    if strategy == "adaptive":
+        return None
+    out = []
+    for j, layer in enumerate(layers[:at]):
+        if isinstance(layer, Relu):
+            l, h = bounds[j]
+            a = np.zeros_like(l) if strategy == "zero" else np.clip(h / np.where(h > l, h - l, 1.0), 0.0, 1.0)
+            out.append(a[:, None, :])
+    return out
 
 
 def _backward(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarray]], at: int, rows: np.ndarray,

@@ -11,7 +11,9 @@ Contents (no pickled objects; `numpy.load(path, allow_pickle=False)` reads it):
     the children of the k-th split node (in this order) are nodes 2k+1 (x[dim] <= point) and 2k+2
     (x[dim] >= point). Nodes with dim = -1 are leaves; the leaves cover the box by construction.
   - `kind` (leaves,) uint8: what closed each leaf (in node order): 0 IBP, 1 CROWN, 2 CROWN with
-    optimised relu slopes (alpha), 3 clipping (the rows' linear bounds leave no point of the leaf).
+    optimised relu slopes (alpha), 3 clipping (the rows' linear bounds leave no point of the leaf),
+    4 CROWN on intermediate bounds optimised layer by layer (alpha-CROWN per layer; those slopes are
+    not carried, so the checker re-proves such a leaf only where its own CROWN suffices).
     A leaf is proved when some nonnegative combination of the rows below is positive on all of it.
   - `mix` (r, k) float64, nonnegative: the objective rows are mix @ (C y + d) for the clause's k rows
     C y + d <= 0 (the verifier bounds the rows themselves and their averages).
@@ -29,8 +31,8 @@ from typing import Any
 import numpy as np
 
 FORMAT = "verifier.certificate/1"
-KINDS = ("ibp", "crown", "alpha", "clip")
-IBP, CROWN, ALPHA, CLIP = range(4)
+KINDS = ("ibp", "crown", "alpha", "clip", "layer-alpha")
+IBP, CROWN, ALPHA, CLIP, LAYER_ALPHA = range(5)
 
 
 class CertificateFileError(Exception):
