@@ -254,11 +254,15 @@ def _crown_intermediate(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarra
         l, h = bounds[t]
         if isinstance(layer, Relu):
             if seen_relu:  # before the first relu, interval bounds of an affine chain are CROWN's anyway
-                n = layer.width
-                for strategy in strategies:
-                    lin = _backward(layers, bounds, t, np.vstack([np.eye(n), -np.eye(n)]), _slopes(layers, bounds, t, strategy))
+                # CROWN on the neurons some box still has unstable (the others' relaxations are exact)
+                cols = np.nonzero(((l < 0) & (h > 0)).any(0))[0]
+                eye = np.eye(layer.width)[cols]
+                for strategy in strategies if cols.size else ():
+                    lin = _backward(layers, bounds, t, np.vstack([eye, -eye]), _slopes(layers, bounds, t, strategy))
                     both = lin.box_minimum(lo, hi)
-                    l, h = np.maximum(l, both[:, :n]), np.minimum(h, -both[:, n:])
+                    l, h = l.copy(), h.copy()
+                    l[:, cols] = np.maximum(l[:, cols], both[:, :cols.size])
+                    h[:, cols] = np.minimum(h[:, cols], -both[:, cols.size:])
                     bounds[t] = (l, h)
             seen_relu = True
         nxt = _interval(layer, l, h)

@@ -103,7 +103,11 @@ class LinearBound:
         unstable = (l < 0) & (h > 0)
         width = np.where(unstable, h - l, 1.0)
         upper_slope = np.where(unstable, h / width, 0.0)
-        mu = np.where(l >= 0, lam, np.where(h <= 0, 0.0, np.where(lam >= 0, lam * alpha, lam * upper_slope)))
+        active = (l >= 0).astype(np.float64)
+        # the factor on lam: 1 (active), 0 (inactive), alpha or the upper line's slope (unstable)
+        f_pos = np.where(unstable, alpha, active)
+        f_neg = np.where(unstable, upper_slope, active)
+        mu = lam * np.where(lam >= 0, f_pos, f_neg)
         # kappa is exactly 0 where the neuron is stable (mu = lam or 0) and where lam >= 0 with alpha in
         # [0, 1] (then 0 <= fl(lam alpha) <= lam, so lam relu(z) - mu z >= 0 at l, 0 and h, signs exact);
         # elsewhere it is computed at the three points.
