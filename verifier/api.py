@@ -285,7 +285,7 @@ def _certificate(problem: Problem, opts: VerifyOptions, result: Result,
         return no_certificate("the spec was not read from a file", opts.certificate)
     widths = tuple(int(np.prod(n.shape)) for n in problem.graph.nodes if n.op == "relu")
     return write_and_check(str(opts.certificate), str(problem.model.path), spec.source, proofs, widths,
-                           __version__, opts.check_certificate)
+                           __version__, opts.check_certificate, spec)
 
 
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float],

@@ -149,3 +149,22 @@ def test_checker_imports_no_torch_and_cli_exit_codes(proved: tuple[str, str, str
     junk.write_bytes(b"not a zip")
     err = subprocess.run(cli + [model, spec, str(junk)], capture_output=True, text=True)
     assert err.returncode == 3 and err.stderr.startswith("error: ") and len(err.stderr.strip().splitlines()) == 1
+
+
+def test_layer_alpha_leaves_are_split_until_checkable(proved: tuple[str, str, str], tmp_path: Path) -> None:
+    """A root closed at once with layer-wise alpha (slopes not carried) becomes a checkable tree."""
+    from verifier.certificate.format import LAYER_ALPHA
+    from verifier.certificate.recorder import SplitRecorder
+    from verifier.certificate.writer import TreeProof, build_certificate
+    from verifier.spec.vnnlib import parse_vnnlib
+
+    model, spec_path, _ = proved
+    spec = parse_vnnlib(spec_path)
+    rec = SplitRecorder()
+    rec.proved(np.array([0]), np.array([LAYER_ALPHA]))
+    mix = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    cert = build_certificate(model, spec_path, {(0, 0): TreeProof(rec, mix)}, (10, 10), "test", spec)
+    assert cert.leaves > 1
+    out = tmp_path / "refined.npz"
+    write_certificate(str(out), cert)
+    assert check_certificate(model, spec_path, str(out)).valid

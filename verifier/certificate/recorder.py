@@ -73,6 +73,24 @@ class SplitRecorder:
         left = first + 2 * np.arange(parents.shape[0])
         return left, left + 1
 
+    def leaf_ids(self) -> np.ndarray:
+        """The ids of the leaves, in the breadth-first order of `tree`."""
+        return self._layout()[1]
+
+    def _layout(self) -> tuple[np.ndarray, np.ndarray]:
+        dim = np.full(self.count, -1, np.int64)
+        first = np.full(self.count, -1, np.int64)
+        for parents, dims, _, f in self.splits:
+            dim[parents] = dims
+            first[parents] = f + 2 * np.arange(parents.shape[0])
+        order, level = [np.array([0])], np.array([0])
+        while level.size:
+            inner = level[dim[level] >= 0]
+            level = np.stack([first[inner], first[inner] + 1], 1).reshape(-1)
+            order.append(level)
+        bfs = np.concatenate(order)
+        return bfs, bfs[dim[bfs] < 0]
+
     def tree(self, n_relu_layers: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
         """(dim, point, kind, alpha_leaf, alphas) in breadth-first order; ValueError if a leaf has no proof."""
         N = self.count
