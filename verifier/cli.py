@@ -145,6 +145,13 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
         from verifier.report.panel import print_result
 
         print_result(result)
+    if result.certificate is not None and not (quiet or as_json or standard_text is not None):
+        cert = result.certificate
+        if cert.get("path"):
+            checked = f", checked: {cert.get('check_message')}" if cert.get("checked") else ""
+            click.echo(f"certificate: {cert['path']} ({cert['leaves']} leaves, {cert['bytes']} bytes{checked})", err=True)
+        else:
+            click.echo(f"no certificate: {cert.get('message', '')}", err=True)
     sys.exit(result.exit_code)
 
 
