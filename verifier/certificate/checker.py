@@ -131,7 +131,6 @@ def leaf_boxes(root: RootProof, lower: np.ndarray, upper: np.ndarray, where: str
         if not split.size:
             break
         k, p = dim[split], point[split]
-        rows = np.arange(split.size)
         if np.any(p < lo[split, k]) or np.any(p > hi[split, k]):
             bad = split[(p < lo[split, k]) | (p > hi[split, k])][0]
             raise Invalid(f"{where}: node {bad} splits at a point outside its box")
@@ -139,9 +138,7 @@ def leaf_boxes(root: RootProof, lower: np.ndarray, upper: np.ndarray, where: str
         lo[a], hi[a] = lo[split], hi[split]
         lo[b], hi[b] = lo[split], hi[split]
         hi[a, k], lo[b, k] = p, p
-        del rows
         wave = np.concatenate([a, b])
-        wave.sort()
     leaves = ~internal
     return lo[leaves], hi[leaves]
 

@@ -28,7 +28,9 @@ class SplitRecorder:
 
     def root(self, like: Any) -> Any:
         """The root's id as a tensor on the device of `like`."""
-        return like.new_zeros(1, dtype=_long(like))
+        import torch
+
+        return torch.zeros(1, dtype=torch.int64, device=like.device)
 
     def split(self, ids: Any, dims: Any, points: Any) -> tuple[Any, Any]:
         """Record that boxes `ids` split at x[dims] = points; the ids of the lower and upper halves."""
@@ -128,12 +130,6 @@ def _np(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     return x.detach().cpu().double().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
-
-
-def _long(like: Any) -> Any:
-    import torch
-
-    return torch.int64
 
 
 def _like(values: np.ndarray, ids: Any) -> Any:
