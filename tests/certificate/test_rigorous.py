@@ -79,7 +79,25 @@ def test_leaf_margin_is_below_the_exact_minimum(seed: int, n_in: int) -> None:
     truth, _ = exact_min(net, lo, hi, C, d)
     mix = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     margin = leaf_margins(chain, (Affine(C, d), Affine(mix, np.zeros(3))), lo[None], hi[None])
-    assert margin[0] <= truth + 1e-12
+    # a bound, when it has one; proved (margin > 0, or inf from emptiness by clipping) only if true
+    assert margin[0] <= truth + 1e-12 or (np.isinf(margin[0]) and truth > 0)
+    shifted = leaf_margins(chain, (Affine(C, d - truth), Affine(mix, np.zeros(3))), lo[None], hi[None])
+    assert not shifted[0] > 1e-12  # the true minimum is 0 there: nothing may prove it
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 3), rows=st.integers(1, 4))
+def test_clip_empty_only_when_no_point_meets_every_row(seed: int, n: int, rows: int) -> None:
+    from verifier.certificate.checker import clip_empty
+
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(-1, 0, size=(1, n))
+    hi = lo + rng.uniform(0.01, 1, size=(1, n))
+    lin = LinearBound(rng.normal(size=(1, rows, n)), rng.normal(size=(1, rows)) * 0.5, np.zeros((1, rows)))
+    if clip_empty(lin, lo, hi)[0]:
+        xs = points(rng, lo[0], hi[0], 2000)
+        values = np.einsum("rn,kn->kr", lin.coef[0], xs) + lin.const[0]
+        assert np.all(values.max(1) > 0)
 
 
 def test_rounding_is_accounted_for() -> None:

@@ -188,25 +188,71 @@ def _objective_margin(layers: tuple[Layer, ...], tight: list[tuple[np.ndarray, n
                       hi: np.ndarray, alphas: Optional[list[np.ndarray]], has_alpha: Optional[np.ndarray]) -> np.ndarray:
     """The best rigorous lower bound of the objective's rows, or of a weighting of them, on each box."""
     rows = layers[-1].W.shape[0]  # type: ignore[union-attr]
+    every = np.arange(lo.shape[0])
     lin, row_lb = None, None
+    candidates = []  # (linear bounds, the boxes they cover): each weighted on its own too
     for strategy in SLOPES:
         cand = _backward(layers, tight, len(layers), np.eye(rows), _slopes(layers, tight, len(layers), strategy))
-        lin, row_lb = _keep_better(lin, row_lb, cand, cand.box_minimum(lo, hi), np.arange(lo.shape[0]))
+        candidates.append((LinearBound(cand.coef.copy(), cand.const.copy(), cand.slack.copy()), every))
+        lin, row_lb = _keep_better(lin, row_lb, cand, cand.box_minimum(lo, hi), every)
     if alphas is not None and has_alpha is not None and has_alpha.any():
         pick = np.nonzero(has_alpha)[0]
         part = [(b[0][pick], b[1][pick]) for b in tight]
         lin_a = _backward(layers, part, len(layers), np.eye(rows), [a[pick] for a in alphas])
+        candidates.append((LinearBound(lin_a.coef.copy(), lin_a.const.copy(), lin_a.slack.copy()), pick))
         lin, row_lb = _keep_better(lin, row_lb, lin_a, lin_a.box_minimum(lo[pick], hi[pick]), pick)
     assert lin is not None and row_lb is not None
     best = row_lb.max(1)
-    still = ~(best > 0)
-    if still.any() and rows > 1:
-        s = np.nonzero(still)[0]
-        part = LinearBound(lin.coef[s], lin.const[s], lin.slack[s])
-        weights = dual_weights(part, lo[s], hi[s])
-        magnitude = np.maximum(np.abs(lo[s]), np.abs(hi[s]))
-        best[s] = np.maximum(best[s], part.combined(weights, magnitude).box_minimum(lo[s], hi[s])[:, 0])
+    if rows > 1:
+        # A weighting of one set of linear bounds: the rows' best ones per row need not combine best,
+        # so each candidate set is weighted too (CROWN's own, as the verifier did, among them).
+        for cand, at in [(lin, every)] + candidates:
+            still = ~(best[at] > 0)
+            if not still.any():
+                continue
+            s, boxes = np.nonzero(still)[0], at[still]
+            part = LinearBound(cand.coef[s], cand.const[s], cand.slack[s])
+            weights = dual_weights(part, lo[boxes], hi[boxes])
+            magnitude = np.maximum(np.abs(lo[boxes]), np.abs(hi[boxes]))
+            value = part.combined(weights, magnitude).box_minimum(lo[boxes], hi[boxes])[:, 0]
+            best[boxes] = np.maximum(best[boxes], value)
+    for cand, at in [(lin, every)] + candidates:  # last: no point of the box meets every row's bound
+        still = ~(best[at] > 0)
+        if still.any():
+            s, boxes = np.nonzero(still)[0], at[still]
+            empty = clip_empty(LinearBound(cand.coef[s], cand.const[s], cand.slack[s]), lo[boxes], hi[boxes])
+            best[boxes[empty]] = np.inf  # proved, with no bound value to report
     return best
+
+
+def clip_empty(lin: LinearBound, lo: np.ndarray, hi: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """Per box, True if no x in it has every row's linear lower bound <= 0 (so no x meets the clause).
+
+    Row j needs a_j . x + c_j - s_j <= 0, so a_ji x_i <= -(c_j - s_j + sum_{k != i} min_box a_jk x_k):
+    every row and dim bounds x_i from one side; the box shrinks to those bounds (rounded outward) a
+    few times, each time re-minimising over the smaller box; it is empty once some dim's bounds cross.
+    (The verifier's clipping, redone rigorously.)"""
+    from verifier.certificate.rigorous import U, down, up
+
+    lo, hi = lo.copy(), hi.copy()
+    coef = lin.coef
+    empty = np.zeros(lo.shape[0], bool)
+    for _ in range(rounds):
+        rowmin = lin.box_minimum(lo, hi)  # (B, R) rigorous lower bound of c - s + sum_k m_k
+        m = np.minimum(coef * lo[:, None, :], coef * hi[:, None, :])  # (B, R, n)
+        rest = down(rowmin[..., None] - m, 2 * U * (np.abs(m) + np.abs(rowmin[..., None])))  # <= sum_{k != i}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q_up, q_dn = up(-rest / coef, 2 * U * np.abs(rest / coef)), down(-rest / coef, 2 * U * np.abs(rest / coef))
+        ok = np.isfinite(q_up) & np.isfinite(q_dn)
+        new_hi = np.where((coef > 0) & ok, q_up, np.inf).min(1)
+        new_lo = np.where((coef < 0) & ok, q_dn, -np.inf).max(1)
+        lo, hi = np.maximum(lo, new_lo), np.minimum(hi, new_hi)
+        crossed = (lo > hi).any(1)
+        empty |= crossed
+        if crossed.all():
+            break
+        lo[crossed], hi[crossed] = 0.0, 0.0  # finished; keep the arithmetic tame
+    return empty
 
 
 def _keep_better(lin: Optional[LinearBound], row_lb: Optional[np.ndarray], cand: LinearBound, cand_lb: np.ndarray,
@@ -314,7 +360,7 @@ def _backward(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarr
     return lin
 
 
-def dual_weights(lin: LinearBound, lo: np.ndarray, hi: np.ndarray, steps: int = 40) -> np.ndarray:
+def dual_weights(lin: LinearBound, lo: np.ndarray, hi: np.ndarray, steps: int = 100) -> np.ndarray:
     """Nonnegative row weights (B, R) that make the weighted rows' lower bound large: mirror ascent on
     the concave dual function (any weights are sound; these are only a good guess)."""
     coef, const = lin.coef, lin.const - lin.slack
