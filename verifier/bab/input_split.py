@@ -182,7 +182,7 @@ class InputSplitSearch:
             l0, u0 = l, u
             l, u, empty = clip_boxes(l, u, A, rows, slack)
             if self.rec is not None:
-                ids = self.rec.clipped(ids, l0, u0, l, u, empty)
+                ids = self.rec.clipped(ids, l0, u0, l, u, empty, cfg.intermediate == "alpha")
             if bool(empty.any()):
                 keep = ~empty
                 l, u, margin, A = l[keep], u[keep], margin[keep], A[keep]

@@ -11,7 +11,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from verifier.certificate.format import CLIP
+from verifier.certificate.format import CLIP as CLIP_KIND
+from verifier.certificate.format import LAYER_ALPHA
 
 MISSING = 255
 
@@ -47,10 +48,12 @@ class SplitRecorder:
             self.alpha_ids.append(ids_np[mask])
             self.alpha_values.append([_np(a).reshape(int(mask.sum()), a.shape[1], -1).astype(np.float32) for a in alphas])
 
-    def clipped(self, ids: Any, l: Any, u: Any, l2: Any, u2: Any, empty: Any) -> Any:
+    def clipped(self, ids: Any, l: Any, u: Any, l2: Any, u2: Any, empty: Any, layer_alpha: bool = False) -> Any:
         """Boxes `ids` [l, u] were shrunk to [l2, u2] (or emptied): the cut-off slabs become leaves
-        closed by clipping, and the ids of the shrunk boxes (of the non-empty ones) are returned."""
+        closed by clipping (by linear bounds on layer-wise alpha intermediate bounds when
+        `layer_alpha`), and the ids of the shrunk boxes (of the non-empty ones) are returned."""
         ids_np, gone = _np(ids).astype(np.int64), _np(empty).astype(bool)
+        CLIP = LAYER_ALPHA if layer_alpha else CLIP_KIND
         self.leaves.append((ids_np[gone], np.full(int(gone.sum()), CLIP, np.uint8)))
         cur = ids_np[~gone].copy()
         lo, hi = _np(l)[~gone], _np(u)[~gone]

@@ -32,27 +32,32 @@ class StageProof:
     rows: int
 
 
-def refine_layer_alpha(proof: TreeProof, model_path: str, lower: np.ndarray, upper: np.ndarray, C: np.ndarray,
+def refine_uncheckable(proof: TreeProof, model_path: str, lower: np.ndarray, upper: np.ndarray, C: np.ndarray,
                        d: np.ndarray, seconds: float = 60.0, max_rounds: int = 12) -> int:
     """Split the leaves closed with intermediate bounds optimised per layer (slopes the format does not
-    carry) until the checker's own bounds prove them, halving the widest dim (relative to the root box)
-    per round, within `seconds`; the splits go into the recorder. Returns the leaves still unproved.
+    carry) or by clipping, until the checker's own bounds prove them, halving the widest dim (relative
+    to the root box) per round, within `seconds`; the splits go into the recorder. Returns the leaves
+    still unproved.
 
     Only the layer-alpha member of the portfolio closes boxes that way, often the root box at once
-    (ACAS Xu 5_8 prop_3): a few more splits make the proof checkable."""
+    (ACAS Xu 5_8 prop_3); clipping cuts off slabs, thin in one dim and as wide as their parent in the
+    others, proved by the parent's linear bounds, which the checker's bounds on the slab itself do not
+    always match (reach_prob_density gcas). A few more splits make the proof checkable."""
     from verifier.certificate.checker import leaf_boxes, leaf_margins
-    from verifier.certificate.format import CROWN, LAYER_ALPHA
+    from verifier.certificate.format import CLIP, CROWN, LAYER_ALPHA
     from verifier.certificate.network import Affine, load_chain
 
     rec = proof.recorder
     _, _, kind, _, _ = rec.tree()
-    todo = rec.leaf_ids()[kind == LAYER_ALPHA]
+    todo = rec.leaf_ids()[np.isin(kind, (LAYER_ALPHA, CLIP))]
     if not todo.size:
         return 0
     chain = load_chain(model_path)
     objective = (Affine(np.asarray(C, np.float64), np.asarray(d, np.float64)),
                  Affine(np.asarray(proof.mix, np.float64), np.zeros(proof.mix.shape[0])))
     width = np.maximum(upper - lower, 1e-300)
+    kind_of = np.full(rec.count, 255, np.int64)
+    kind_of[rec.leaf_ids()] = kind
     deadline = time.monotonic() + seconds
     for _ in range(max_rounds + 1):
         dim, point, kind, _, _ = rec.tree()
@@ -70,9 +75,17 @@ def refine_layer_alpha(proof: TreeProof, model_path: str, lower: np.ndarray, upp
         mid = (lo[rows, split_dim] + hi[rows, split_dim]) / 2
         left, right = rec.split(todo, split_dim, mid)
         children = np.concatenate([np.asarray(left), np.asarray(right)])
-        rec.proved(children, np.full(children.size, LAYER_ALPHA))  # a half of a closed box is closed too
+        halves = np.concatenate([kind_of[todo]] * 2)  # the halves of a closed box are closed the same way
+        rec.proved(children, halves)
+        kind_of = _extend(kind_of, children, halves)
         todo = children
     return int(todo.size)
+
+
+def _extend(table: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.concatenate([table, np.full(max(0, int(ids.max()) + 1 - table.size), 255, np.int64)])
+    out[ids] = values
+    return out
 
 
 def build_certificate(model_path: str, spec_path: str, proofs: dict[tuple[int, int], Any],
@@ -85,7 +98,7 @@ def build_certificate(model_path: str, spec_path: str, proofs: dict[tuple[int, i
 
                 prop = spec.properties[p]
                 try:
-                    refine_layer_alpha(proof, model_path, np.asarray(prop.lower, np.float64),
+                    refine_uncheckable(proof, model_path, np.asarray(prop.lower, np.float64),
                                        np.asarray(prop.upper, np.float64), prop.clauses[c].C, prop.clauses[c].d)
                 except UnsupportedModel:  # the checker cannot read the model: nothing to make checkable
                     pass
