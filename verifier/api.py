@@ -247,7 +247,12 @@ def verify(model: Any, spec: Any, progress: ProgressFn | None = None, **options:
         report("load")
         problem = load_problem(model, spec, opts)
         times["load"] = time.monotonic() - start
-        result = _solve(problem, opts, deadline, times, report)
+        proofs: dict[tuple[int, int], Any] | None = {} if opts.certificate else None
+        result = _solve(problem, opts, deadline, times, report, proofs)
+        if opts.certificate:
+            t = time.monotonic()
+            result = replace(result, certificate=_certificate(problem, opts, result, proofs or {}))
+            times["certificate"] = time.monotonic() - t
     except VerifierError as err:
         code = EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_INTERNAL
         result = Result(ERROR, message=str(err), exit_code_override=code)
@@ -264,8 +269,28 @@ def verify(model: Any, spec: Any, progress: ProgressFn | None = None, **options:
 STAGE_ORDER = ("ibp", "crown", "alpha", "bab")
 
 
+def _certificate(problem: Problem, opts: VerifyOptions, result: Result,
+                 proofs: dict[tuple[int, int], Any]) -> dict[str, Any]:
+    """Write (and check, if asked) the certificate of an unsat; the result's "certificate" object."""
+    from verifier import __version__
+    from verifier.certificate.writer import no_certificate, write_and_check
+
+    if result.verdict != UNSAT:
+        return no_certificate(f"no certificate for a {result.verdict} verdict", opts.certificate)
+    spec = problem.spec
+    missing = [(i, j) for i, p in enumerate(spec.properties) for j in range(len(p.clauses)) if (i, j) not in proofs]
+    if missing:
+        return no_certificate(f"{len(missing)} clause(s) proved by ReLU-split branch and bound, which writes "
+                              "no certificate yet", opts.certificate)
+    if not spec.source:
+        return no_certificate("the spec was not read from a file", opts.certificate)
+    widths = tuple(int(np.prod(n.shape)) for n in problem.graph.nodes if n.op == "relu")
+    return write_and_check(str(opts.certificate), str(problem.model.path), spec.source, proofs, widths,
+                           __version__, opts.check_certificate, spec)
+
+
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float],
-           report: Reporter = SILENT) -> Result:
+           report: Reporter = SILENT, proofs: dict[tuple[int, int], Any] | None = None) -> Result:
     n = len(problem.spec.properties)
     t = time.monotonic()
     report("attack")
@@ -293,6 +318,11 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
         outcomes.append(PropertyOutcome(i, UNSAT if proven else UNKNOWN, bounds.method if proven else None, margin))
         open_clauses[i] = [j for j in range(n_clauses) if _margin(bounds.lb[bounds.row_clause == j],
                                                                   bounds.row_clause[bounds.row_clause == j], 1) <= 0]
+        if proofs is not None:
+            from verifier.certificate.writer import StageProof
+
+            for j in set(range(n_clauses)) - set(open_clauses[i] if not proven else []):
+                proofs[(i, j)] = StageProof(bounds.method, int((bounds.row_clause == j).sum()))
     times["bounds"] = time.monotonic() - t
     if len(outcomes) < n:
         return _finish(TIMEOUT, outcomes, "timeout before every property was bounded")
@@ -309,7 +339,8 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
     if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
         if mode == "input":
-            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed, bab)
+            outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed,
+                                                 bab, proofs)
         else:
             outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab)
         times["bab"] = time.monotonic() - t
@@ -374,13 +405,15 @@ def _accepting(problem: Problem, index: int, clause_index: int, found: list[Coun
 
 
 def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
-                      deadline: _Deadline, report: Reporter = SILENT, seed: int = 0, stats: dict[str, int] | None = None,
+                      deadline: _Deadline, report: Reporter = SILENT, seed: int = 0,
+                      stats: dict[str, int] | None = None, proofs: dict[tuple[int, int], Any] | None = None,
                       ) -> tuple[list[PropertyOutcome], Result | None]:
     """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
     slices, so that a root with a counterexample is not starved by a hard unsat root before it.
     Unsat needs every root; the first replayed counterexample ends the run. An undecided property's
     margin is the best bound the search reached (per open root, the best member's worst open box);
-    `stats` gets the boxes bounded and those left open."""
+    `stats` gets the boxes bounded and those left open. With `proofs`, every search records its split
+    tree, and each unsat root's winning tree goes there (certificates)."""
     from verifier.bab.input_split import InputSplitConfig, InputSplitSearch
 
     # A GPU wants far bigger batches than a 2-core CPU to be busy; memory is no concern for few inputs.
@@ -411,7 +444,8 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
         lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
         for j in open_clauses[i]:
             accept = _accepting(problem, i, j, found)
-            roots[(i, j)] = [InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept, c) for c in configs]
+            roots[(i, j)] = [InputSplitSearch(problem.graph, lower, upper, *clauses[j], accept, c,
+                                              recorder=_recorder() if proofs is not None else None) for c in configs]
     done: dict[tuple[int, int], Any] = {}
 
     def tick() -> None:
@@ -436,6 +470,10 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                 if res.verdict == SAT:
                     return _sat(outcomes, key[0], "bab", found[0])
                 done[key] = res
+                if proofs is not None and res.verdict == UNSAT:
+                    from verifier.certificate.writer import TreeProof
+
+                    proofs[key] = TreeProof(search.rec, search.rows_mix.numpy())
         time_slice *= 2
     updated = list(outcomes)
     def reached(s: Any) -> float:  # its open boxes' bound; boxes too small to split left the frontier unproved
@@ -456,6 +494,12 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
         stats.update(domains=sum(s.domains for ss in roots.values() for s in ss),
                      open=sum(s.open_boxes for s in best.values()))
     return updated, None
+
+
+def _recorder() -> Any:
+    from verifier.certificate.recorder import SplitRecorder
+
+    return SplitRecorder()
 
 
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],

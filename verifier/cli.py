@@ -102,9 +102,13 @@ def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--float-as-real", is_flag=True, hidden=True, help="No-op: float declarations are accepted as real.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only the verdict word; no live progress panel (shown on a terminal after 1 s otherwise).")
+@click.option("--certificate", type=click.Path(dir_okay=False),
+              help="On unsat, write a certificate here (check it with `verifier check-cert`).")
+@click.option("--check-certificate", is_flag=True, help="Also check the certificate with the independent checker.")
 def verify(model: str, spec: str | None, timeout: float, method: str, device: str, threads: int, no_check: bool,
            as_json: bool, bab: str, seed: int, preset: str, results_file: str | None, networks: tuple[str, ...],
-           strict_types: bool, float_as_real: bool, quiet: bool) -> None:
+           strict_types: bool, float_as_real: bool, quiet: bool, certificate: str | None = None,
+           check_certificate: bool = False) -> None:
     """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown.
 
     Also the VNN-LIB standard form `verify QUERY --network NAME=NET.onnx [--timeout S]`: the first stdout
@@ -131,6 +135,8 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
 
         _set_threads(threads)
         options = dict(engine, device=device, seed=seed, check_model=not no_check)
+        if certificate:
+            options.update(certificate=certificate, check_certificate=check_certificate)
         if standard:
             return verify_standard(model, networks, strict_types=strict_types and not float_as_real, **options)
         with live_progress(enabled=not (quiet or as_json)) as progress:
@@ -153,6 +159,13 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
         from verifier.report.panel import print_result
 
         print_result(result)
+    if result.certificate is not None and not (quiet or as_json or standard_text is not None):
+        cert = result.certificate
+        if cert.get("path"):
+            checked = f", checked: {cert.get('check_message')}" if cert.get("checked") else ""
+            click.echo(f"certificate: {cert['path']} ({cert['leaves']} leaves, {cert['bytes']} bytes{checked})", err=True)
+        else:
+            click.echo(f"no certificate: {cert.get('message', '')}", err=True)
     sys.exit(result.exit_code)
 
 
@@ -180,11 +193,12 @@ def bounds(model: str, spec: str, method: str, device: str, threads: int, no_che
 
 # Commands that live in their own modules; registered once `main` exists (they import only click here).
 from verifier.certify.command import certify as _certify_command  # noqa: E402
+from verifier.commands.check_cert import check_cert as _check_cert_command  # noqa: E402
 from verifier.commands.check_model import check_model as _check_model_command  # noqa: E402
 from verifier.commands.supports import supports as _supports_command  # noqa: E402
 from verifier.runner.command import run as _run_command  # noqa: E402
 
-for _command in (_run_command, _check_model_command, _supports_command, _certify_command):
+for _command in (_run_command, _check_model_command, _supports_command, _certify_command, _check_cert_command):
     main.add_command(_command)
 
 

@@ -44,6 +44,8 @@ class VerifyOptions:
     strong_attack: Optional[AttackConfig] = field(
         default_factory=lambda: AttackConfig(restarts=1024, steps=300, homotopy_restarts=256))
     strong_attack_share: float = 0.1
+    certificate: Optional[str] = None  # write an unsat certificate here (input-split and bound-stage proofs)
+    check_certificate: bool = False  # and check it with the independent checker
 
     def __post_init__(self) -> None:
         from verifier.errors import InputError

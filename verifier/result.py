@@ -51,6 +51,7 @@ class Result:
     properties: tuple[PropertyOutcome, ...] = ()
     exit_code_override: int | None = None  # bad input (3) vs internal error (4) for `error`
     bab: dict[str, int] | None = None  # when branch and bound ran: domains bounded (and open ones left)
+    certificate: dict[str, Any] | None = None  # {"path", "leaves", "checked", ...} when one was asked for
 
     @property
     def exit_code(self) -> int:
@@ -82,4 +83,5 @@ class Result:
             "bab": None if self.bab is None else dict(self.bab),
             "message": self.message,
             "semantics": SEMANTICS,
+            **({"certificate": self.certificate} if self.certificate is not None else {}),
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -82,7 +82,14 @@ class InputSplitSearch:
     """
 
     def __init__(self, graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor,
-                 is_counterexample: Callable[[Tensor], bool], config: InputSplitConfig = InputSplitConfig()) -> None:
+                 is_counterexample: Callable[[Tensor], bool], config: InputSplitConfig = InputSplitConfig(),
+                 recorder: Optional[Any] = None) -> None:
+        """`recorder` (a verifier.certificate.recorder.SplitRecorder), when given, is told every split,
+        clip and proved box, keyed by ids kept alongside the frontier (for unsat certificates)."""
+        self.rec = recorder
+        self.I = recorder.root(lower) if recorder is not None else None  # node ids of the open boxes
+        self.batch_ids: Optional[Tensor] = None  # ids of the batch being bounded
+        self.rows_mix = _mixture_weights(C.shape[0], config.mix_rows)
         if config.mix_rows:
             C, d = with_convex_mixtures(C, d)
         self.graph, self.C, self.d, self.config = graph, C, d, config
@@ -151,6 +158,8 @@ class InputSplitSearch:
     def _push_back(self, l: Tensor, u: Tensor, m: Tensor) -> None:
         """Return popped, unbounded boxes to the frontier with their parent bounds."""
         self.L, self.U, self.M = torch.cat([self.L, l]), torch.cat([self.U, u]), torch.cat([self.M, m])
+        if self.rec is not None:
+            self.I = torch.cat([self.I, self.batch_ids])
 
     def _step(self, l: Tensor, u: Tensor) -> Optional[BabOutcome]:
         """Bound a batch of boxes, test the open ones' centres, split them back in."""
@@ -158,25 +167,33 @@ class InputSplitSearch:
         take = l.shape[0]
         if self.domains < cfg.objective_alpha_after:  # easy roots end before they would pay for it
             cfg = replace(cfg, objective_alpha=0)
-        margin, A, rows = _margins(self.graph, l, u, C, d, cfg, self.until)
+        sink: Optional[dict[str, Any]] = {} if self.rec is not None else None
+        margin, A, rows = _margins(self.graph, l, u, C, d, cfg, self.until, sink)
         self.domains += take
         margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)
         open_ = ~(margin > 0)
         if not bool(open_.all()):
             self.proved = min(self.proved, float(margin[~open_].min()))
+        ids = self.batch_ids
+        if self.rec is not None:
+            _record_proved(self.rec, ids, open_, sink or {}, self.graph, cfg.intermediate == "alpha")
+            ids = ids[open_]
         if not bool(open_.any()):
             return None
         l, u, margin, A, rows = l[open_], u[open_], margin[open_], A[open_], rows[open_]
         if cfg.clip and C.shape[0]:
             slack = proof_threshold(self.graph, l, u, cfg)[:, None, None]
+            l0, u0 = l, u
             l, u, empty = clip_boxes(l, u, A, rows, slack)
+            if self.rec is not None:
+                ids = self.rec.clipped(ids, l0, u0, l, u, empty, cfg.intermediate == "alpha")
             if bool(empty.any()):
                 keep = ~empty
                 l, u, margin, A = l[keep], u[keep], margin[keep], A[keep]
                 if not l.shape[0]:
                     return None
         self.worst = min(self.worst, float(margin.min()))
-        self._split(l, u, A, margin)
+        self._split(l, u, A, margin, ids)
         found = self._try_points(l, u, margin)
         if found is not None:
             return BabOutcome("sat", found, float(margin.min()), self.domains)
@@ -234,14 +251,18 @@ class InputSplitSearch:
         if take >= self.L.shape[0]:
             l, u, m = self.L, self.U, self.M
             self.L, self.U, self.M = self.L[:0], self.U[:0], self.M[:0]
+            if self.rec is not None:
+                self.batch_ids, self.I = self.I, self.I[:0]
             return l, u, m
         idx = torch.topk(self.M, take, largest=False).indices
         keep = torch.ones_like(self.M, dtype=torch.bool).index_fill_(0, idx, False)
         l, u, m = self.L[idx], self.U[idx], self.M[idx]
         self.L, self.U, self.M = self.L[keep], self.U[keep], self.M[keep]
+        if self.rec is not None:
+            self.batch_ids, self.I = self.I[idx], self.I[keep]
         return l, u, m
 
-    def _split(self, l: Tensor, u: Tensor, A: Tensor, margin: Tensor) -> None:
+    def _split(self, l: Tensor, u: Tensor, A: Tensor, margin: Tensor, ids: Optional[Tensor] = None) -> None:
         """Halve each box along its best-scored dim: max over rows of |A|·width, plus relative width."""
         width = u - l
         rel = width / self.root_width
@@ -257,6 +278,9 @@ class InputSplitSearch:
         l, u, score, width, margin = l[splittable], u[splittable], score[splittable], width[splittable], margin[splittable]
         dim = score.argmax(dim=1, keepdim=True)
         mid = l.gather(1, dim) + width.gather(1, dim) / 2
+        if self.rec is not None and ids is not None:
+            low, high = self.rec.split(ids[splittable], dim[:, 0], mid[:, 0])
+            self.I = torch.cat([self.I, low, high])
         self.L = torch.cat([self.L, l, l.scatter(1, dim, mid)])
         self.U = torch.cat([self.U, u.scatter(1, dim, mid), u])
         self.M = torch.cat([self.M, margin, margin])
@@ -368,17 +392,20 @@ def _bound(graph: Graph, l: Tensor, u: Tensor, C: Tensor, config: InputSplitConf
 
 
 def _optimise_objective(graph: Graph, l: Tensor, u: Tensor, C: Tensor, boxes: dict[str, Box],
-                        config: InputSplitConfig, deadline: float) -> tuple[Tensor, Tensor]:
+                        config: InputSplitConfig, deadline: float,
+                        sink: Optional[dict[str, Any]] = None) -> tuple[Tensor, Tensor]:
     """alpha-CROWN on the objective rows (intermediate bounds held): lower bounds and input
-    coefficients, each row at least as tight as CROWN's."""
+    coefficients, each row at least as tight as CROWN's. The slopes go into `sink["alphas"]`."""
     result = alpha_crown(graph, l, u, C, intermediate=boxes, deadline=deadline,
                          config=AlphaConfig(iterations=config.objective_alpha, lr=config.objective_alpha_lr,
                                             intermediate_ops=()))
+    if sink is not None:
+        sink["alphas"] = result.alphas
     return crown_with_input_coefficients(graph, l, u, C, intermediate=result.intermediate, alphas=result.alphas)
 
 
 def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: InputSplitConfig,
-             deadline: float = math.inf) -> tuple[Tensor, Tensor, Tensor]:
+             deadline: float = math.inf, sink: Optional[dict[str, Any]] = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box), the input coefficients
     A (b, k, n) of each row's linear lower bound (which also score the dims to split) and the rows'
     lower bounds (b, k) over the box.
@@ -394,7 +421,9 @@ def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: I
         open_ = ~(margin > 0)
         if bool(open_.any()):
             lb_o, A_o = _optimise_objective(graph, l[open_], u[open_], C, {n: (b[0][open_], b[1][open_])
-                                            for n, b in boxes.items()}, config, deadline)
+                                            for n, b in boxes.items()}, config, deadline, sink)
+            if sink is not None:
+                sink["alpha_open"] = open_
             better = lb_o >= lb[open_]  # per row: the optimised bound, with its coefficients
             lb = lb.masked_scatter(open_[:, None], torch.where(better, lb_o, lb[open_]))
             A = A.masked_scatter(open_[:, None, None], torch.where(better.unsqueeze(-1), A_o, A[open_]))
@@ -402,6 +431,34 @@ def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: I
             # (the weighting of the new rows can come out below that of CROWN's: keep the better)
             margin = margin.masked_scatter(open_, torch.maximum(margin[open_], tighter))
     return margin, A, lb + d
+
+
+def _mixture_weights(k: int, mix_rows: bool) -> Tensor:
+    """The (r, k) weights of the rows `with_convex_mixtures` bounds, over the clause's k rows."""
+    eye = torch.eye(k, dtype=torch.float64)
+    return with_convex_mixtures(eye, torch.zeros(k, dtype=torch.float64))[0] if mix_rows else eye
+
+
+def _record_proved(recorder: Any, ids: Tensor, open_: Tensor, sink: dict[str, Any], graph: Graph,
+                   layer_alpha: bool = False) -> None:
+    """Tell `recorder` which boxes of the batch are proved, and by what: CROWN (on intermediate
+    bounds by alpha-CROWN per layer when `layer_alpha`), or CROWN with the objective's optimised
+    slopes (those of the boxes CROWN alone left open, per relu layer)."""
+    from verifier.certificate.format import ALPHA, CROWN, LAYER_ALPHA
+
+    proved = ~open_
+    if not bool(proved.any()):
+        return
+    kinds = torch.full((int(ids.shape[0]),), LAYER_ALPHA if layer_alpha else CROWN, dtype=torch.uint8)
+    alpha_open = sink.get("alpha_open")
+    if alpha_open is None or "alphas" not in sink:
+        recorder.proved(ids[proved], kinds[proved.cpu()])
+        return
+    kinds[alpha_open.cpu()] = ALPHA
+    relus = [n.name for n in graph.nodes if n.op == "relu"]
+    taken = proved[alpha_open]  # among the boxes that got slopes, those proved
+    alphas = [sink["alphas"][name][taken] for name in relus]
+    recorder.proved(ids[proved], kinds[proved.cpu()], alpha_open[proved], alphas)
 
 
 def _combine(rows: Tensor, A: Tensor, l: Tensor, u: Tensor, config: InputSplitConfig) -> Tensor:

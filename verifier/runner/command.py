@@ -77,6 +77,9 @@ Each instance's timeout covers the whole instance, loading included."""))
               "none).  [default: sat,error]")
 @click.option("--min-verified", type=click.FloatRange(0, 1), help="Fail the gate (exit 2) when fewer than this "
               "fraction of all instances are unsat.")
+@click.option("--certificates", type=click.Path(file_okay=False),
+              help="Write each unsat's certificate into this folder (see verify --certificate).")
+@click.option("--check-certificates", is_flag=True, help="Check each certificate with the independent checker.")
 @click.option("--json", "as_json", is_flag=True, help="Print a verifier.run/1 summary document instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of a progress bar; a one-line summary.")
 def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Path], no_check: bool,
@@ -97,6 +100,8 @@ def run(inputs: tuple[str, ...], model: Optional[str], config_file: Optional[Pat
         cli["check_model"] = False
     if junit_strict:
         cli["junit_strict"] = True
+    if not cli.get("check_certificates"):
+        cli.pop("check_certificates", None)
 
     from verifier.runner.settings import resolve
 

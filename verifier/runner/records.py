@@ -48,6 +48,7 @@ def make_record(inst: Any, settings: Any, result: Result, *, engine: float, wall
         "version": __version__, "torch": torch_version, "device": device,
         "onnx_sha256": inst.onnx_sha256, "vnnlib_sha256": inst.vnnlib_sha256,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"certificate": doc["certificate"]} if "certificate" in doc else {}),
     }
 
 

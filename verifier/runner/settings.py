@@ -70,6 +70,8 @@ class RunSettings:
     fail_on: tuple[str, ...] = ("sat", "error")
     min_verified: Optional[float] = None
     junit_strict: bool = False
+    certificates: Optional[str] = None  # folder: each unsat's certificate (verify --certificate) goes there
+    check_certificates: bool = False  # and is checked by the independent checker as it is written
 
     def engine_options(self) -> dict[str, Any]:
         """Keywords for `verifier.api.verify` (the timeout is added per instance)."""
@@ -143,7 +145,7 @@ _CHECKS: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
     "device": _choice(DEVICES), "threads": _integer(1), "check_model": _boolean, "seed": _integer(None),
     "timeout": _number(0.0), "timeout_scale": _number(0.0), "jobs": _integer(1), "executor": _choice(EXECUTORS),
     "ray_address": _string, "fail_on": parse_fail_on, "min_verified": _number(0.0, 1.0, low_open=False),
-    "junit_strict": _boolean,
+    "junit_strict": _boolean, "certificates": _string, "check_certificates": _boolean,
 })
 assert set(_CHECKS) == set(KEYS), "every setting needs a check"
 

@@ -122,7 +122,8 @@ class Solver:
             if remaining <= 0:
                 result = Result(TIMEOUT, message=f"loading took the whole {inst.timeout:g} s timeout")
             else:
-                result = verify(model, spec, timeout=remaining, **self.settings.engine_options())
+                result = verify(model, spec, timeout=remaining, **self.settings.engine_options(),
+                                **_certificate_options(self.settings, inst))
                 engine += result.times.get("total", 0.0)
         except _CachedLoadError as err:
             result, engine = err.result, err.seconds
@@ -131,6 +132,21 @@ class Solver:
         wall = time.monotonic() - start
         return make_record(inst, self.settings, result, engine=engine, wall=wall, device=device,
                            torch_version=self.torch_version)
+
+
+def _certificate_options(settings: RunSettings, inst: Instance) -> dict[str, Any]:
+    """verify's certificate keywords for `run --certificates DIR`: one file per instance, named by its
+    index and files (`7_ACASXU_run2a_1_1_batch_2000_prop_1.npz`)."""
+    if not settings.certificates:
+        return {}
+    import os
+    import re
+
+    os.makedirs(settings.certificates, exist_ok=True)
+    stem = "_".join(re.sub(r"\.(onnx|vnnlib)(\.gz)?$", "", os.path.basename(p)) for p in (inst.onnx, inst.vnnlib))
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{inst.index}_{stem}") + ".npz"
+    return {"certificate": os.path.join(settings.certificates, name),
+            "check_certificate": settings.check_certificates}
 
 
 def failed_record(inst: Instance, settings: RunSettings, message: str) -> dict[str, Any]:
