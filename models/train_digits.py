@@ -100,21 +100,30 @@ def seed_everything(seed: int = SEED) -> None:
 def train(x: np.ndarray, y: np.ndarray, certified: bool, epochs: int = EPOCHS) -> nn.Sequential:
     seed_everything()
     mlp = make_mlp()
-    graph = as_graph(mlp)
-    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
+    return fit(mlp, as_graph(mlp), x, y, certified, epochs)
+
+
+def fit(model: nn.Sequential, graph: Graph, x: np.ndarray, y: np.ndarray, certified: bool, epochs: int,
+        on_epoch: Optional[Callable[[int, nn.Sequential], None]] = None) -> nn.Sequential:
+    """Seeded Adam, eps ramped over the first half, clean + IBP worst-case loss (on `graph`, which shares
+    the model's parameters); `on_epoch(epoch, model)` after each epoch."""
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     gen = torch.Generator().manual_seed(SEED)
     for epoch in range(epochs):
         ramp = min(1.0, epoch / (epochs / 2))
+        model.train()
         for batch in torch.randperm(len(xt), generator=gen).split(64):
             xb, yb = xt[batch], yt[batch]
-            loss = nn.functional.cross_entropy(mlp(xb), yb)
+            loss = nn.functional.cross_entropy(model(xb), yb)
             if certified and ramp > 0:
                 loss = (1 - 0.5 * ramp) * loss + 0.5 * ramp * robust_loss(graph, xb, yb, ramp * EPS_TRAIN)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return mlp.eval()
+        if on_epoch is not None:
+            on_epoch(epoch, model)
+    return model.eval()
 
 
 def export_onnx(mlp: nn.Sequential, path: Path) -> None:
@@ -191,24 +200,7 @@ def train_cnn(x: np.ndarray, y: np.ndarray, certified: bool, epochs: int = CNN_E
     `on_epoch(epoch, cnn)` is called after each epoch (e.g. to certify it: models/train_with_certify.py)."""
     torch.manual_seed(SEED)
     cnn = make_cnn()
-    graph = cnn_graph(cnn)
-    opt = torch.optim.Adam(cnn.parameters(), lr=3e-3)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(epochs):
-        ramp = min(1.0, epoch / (epochs / 2))
-        cnn.train()
-        for batch in torch.randperm(len(xt), generator=gen).split(64):
-            xb, yb = xt[batch], yt[batch]
-            loss = nn.functional.cross_entropy(cnn(xb), yb)
-            if certified and ramp > 0:
-                loss = (1 - 0.5 * ramp) * loss + 0.5 * ramp * robust_loss(graph, xb, yb, ramp * EPS_TRAIN)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if on_epoch is not None:
-            on_epoch(epoch, cnn)
-    return cnn.eval()
+    return fit(cnn, cnn_graph(cnn), x, y, certified, epochs, on_epoch)
 
 
 def export_cnn_onnx(cnn: nn.Sequential, path: Path) -> None:
