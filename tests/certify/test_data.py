@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from verifier.certify.data import check_fits, load_dataset
+from verifier.certify.data import Dataset, check_fits, load_dataset
 from verifier.errors import InputError
 
 X = np.arange(24, dtype=np.float32).reshape(6, 2, 2) / 24
@@ -94,6 +94,8 @@ def test_samples_shaped_otherwise_are_read_row_major_with_a_note(tmp_path):
     ds = load_dataset(tmp_path / "d.npz")  # samples (2, 2) for a model whose input is (4,)
     note = check_fits(ds, 4, 3, "m.onnx", (4,))
     assert note.startswith("note: ") and "(2, 2)" in note and "(4,)" in note and "\n" not in note
+    flat = Dataset(np.zeros((2, 4), dtype=np.float32), np.zeros(2, dtype=np.int64), "d.npz")
+    assert check_fits(flat, 4, 3, "m.onnx", (1, 2, 2)) is None  # flat samples are the usual form
     assert check_fits(ds, 4, 3, "m.onnx", (2, 2)) is None
 
 

@@ -143,7 +143,8 @@ def check_fits(data: Dataset, n_inputs: int, n_outputs: int, model: str,
     """The samples must have the model's number of inputs and the labels must name one of its outputs.
 
     Samples shaped otherwise than the model's input but with as many values (x (N, 8, 8) for an input of 64)
-    are accepted, flattened row-major as the model's own Flatten would: the returned note says so."""
+    are accepted, flattened row-major as the model's own Flatten would: the returned note says so (not for
+    flat samples, (N, 64) for an input of 1x8x8: the usual form)."""
     if n_outputs < 2:
         raise InputError(f"{model} has {n_outputs} output; a classifier needs one per class (at least 2)")
     per_sample = int(np.prod(data.x.shape[1:]))
@@ -155,7 +156,8 @@ def check_fits(data: Dataset, n_inputs: int, n_outputs: int, model: str,
         raise InputError(f"{data.source}: label {int(data.y[bad])} at sample {bad} but {model} has only "
                          f"{n_outputs} outputs")
     sample_shape = tuple(data.x.shape[1:])
-    if input_shape is not None and sample_shape != tuple(input_shape):
+    # flat samples are the usual form (as VNN-LIB's X_i): only a differently shaped tensor gets the note
+    if input_shape is not None and len(sample_shape) > 1 and sample_shape != tuple(input_shape):
         return (f"note: {data.source}: samples of shape {sample_shape} are read row-major as the model's input "
                 f"of shape {tuple(input_shape)}")
     return None
