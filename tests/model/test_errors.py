@@ -76,6 +76,17 @@ def test_gemm_with_trans_a_takes_the_affine_form(tmp_path: Path, n_in: int, n_ou
     assert model.graph.n_outputs == n_out[0] * n_out[1] and model.onnx_batched == (n_in == 1)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_affine_form_with_non_finite_weights_is_refused_in_one_line(tmp_path: Path, bad: float) -> None:
+    """Regression (found by bench/fuzz.py): a nan/inf weight made the affine form's self-check crash (exit 4)."""
+    W = rand(1, 3)
+    W[0, 1] = bad
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="n", transA=1)
+    msg = _fails(save(tmp_path / "m.onnx", [node], [("x", [1, 3])], [("y", [3, 3])], [init("W", W)]),
+                 UnsupportedModelError)
+    assert "node n (" in msg
+
+
 def test_matmul_on_a_matrix_per_sample_takes_the_affine_form(tmp_path: Path) -> None:
     nodes = [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")]
     path = save(tmp_path / "m.onnx", nodes, [("x", [1, 2, 3])], [("y", [1, 2, 4])], [init("W", rand(3, 4))])

@@ -659,6 +659,8 @@ def _affine_output(ctx: _Ctx, n: fx.Node, inputs: list[Value], index: int | None
         with torch.no_grad():
             want = f(*xs)
         got = bias + sum(w @ x.reshape(-1) for w, x in zip(weights, xs))
+        if not (bool(torch.isfinite(want).all()) and bool(torch.isfinite(got).all())):  # overflowing weights
+            raise ctx.unsupported("its values are not finite (inf or nan) on moderate inputs")
         if not torch.allclose(got, want, rtol=1e-5, atol=1e-5 * (1 + float(want.abs().max()))):
             raise ctx.unsupported("not an affine map of the input-dependent operands")
     suffix = "" if index is None else f"_{index}"
