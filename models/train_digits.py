@@ -239,13 +239,20 @@ def export_cnn_onnx(cnn: nn.Sequential, path: Path) -> None:
 def main_cnn(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
     """Train and export models/digits_cnn.onnx (plain) and models/digits_cnn_ibp.onnx (IBP-trained)."""
     for name, certified in (("digits_cnn", False), ("digits_cnn_ibp", True)):
-        t = time.monotonic()
-        cnn = train_cnn(x_train, y_train, certified)
-        with torch.no_grad():
-            acc = (cnn(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
-        export_cnn_onnx(cnn, ROOT / f"{name}.onnx")
-        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx "
-              f"(sha256 {sha256(ROOT / f'{name}.onnx')[:16]})")
+        train_and_export(name, certified, train_cnn, export_cnn_onnx, x_train, y_train, x_test, y_test)
+
+
+def train_and_export(name: str, certified: bool, train_fn: Callable[..., nn.Sequential],
+                     export_fn: Callable[[nn.Sequential, Path], None], x_train: np.ndarray, y_train: np.ndarray,
+                     x_test: np.ndarray, y_test: np.ndarray) -> None:
+    """Train one model, write models/NAME.onnx, print its test accuracy, time and sha256."""
+    t = time.monotonic()
+    model = train_fn(x_train, y_train, certified)
+    with torch.no_grad():
+        acc = (model(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
+    export_fn(model, ROOT / f"{name}.onnx")
+    print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx "
+          f"(sha256 {sha256(ROOT / f'{name}.onnx')[:16]})")
 
 
 def sha256(path: Path) -> str:
@@ -257,13 +264,7 @@ def main() -> None:
     x_train, x_test, y_train, y_test = load_split()
     np.savez_compressed(ROOT / "digits_test.npz", x=x_test, y=y_test)
     for name, certified in (("digits_plain", False), ("digits_ibp", True)):
-        t = time.monotonic()
-        mlp = train(x_train, y_train, certified)
-        with torch.no_grad():
-            acc = (mlp(torch.as_tensor(x_test)).argmax(1).numpy() == y_test).mean()
-        export_onnx(mlp, ROOT / f"{name}.onnx")
-        print(f"{name}: test accuracy {100 * acc:.1f}%, trained in {time.monotonic() - t:.1f} s -> models/{name}.onnx "
-              f"(sha256 {sha256(ROOT / f'{name}.onnx')[:16]})")
+        train_and_export(name, certified, train, export_onnx, x_train, y_train, x_test, y_test)
     main_cnn(x_train, y_train, x_test, y_test)
     print(f"test split: {len(y_test)} samples -> models/digits_test.npz (sha256 {sha256(ROOT / 'digits_test.npz')[:16]})")
 
