@@ -48,6 +48,7 @@ class InputSplitConfig:
     box_attack: int = 8  # the worst open boxes per batch attacked inside themselves (homotopy descent)
     box_attack_steps: int = 30
     box_attack_share: float = 0.05  # ... in batches where it has so far taken at most this share of the time
+    box_attack_after: float = 1.0  # ... and not in the first seconds: most instances end before, with no use for it
     seed: int = 0  # of those random points
 
 
@@ -208,7 +209,9 @@ class InputSplitSearch:
         points = self._candidates(l, u)
         cfg = self.config
         started = time.monotonic()
-        if cfg.box_attack and self.C.shape[0] and self.attack_seconds <= cfg.box_attack_share * (started - self.began):
+        elapsed = started - self.began
+        if cfg.box_attack and self.C.shape[0] and elapsed >= cfg.box_attack_after \
+                and self.attack_seconds <= cfg.box_attack_share * elapsed:
             worst = margin.argsort()[: cfg.box_attack]
             lo, hi = l[worst], u[worst]
             points = torch.cat([points, box_descent(self.graph, (lo + hi) / 2, lo, hi, self.C, self.d,

@@ -83,6 +83,7 @@ class ReluSplitConfig:
     domain_random_starts: int = 2
     domain_penalty: float = 10.0
     domain_attack_share: float = 0.1  # ... in batches where it has so far taken at most this share of the time
+    domain_attack_after: float = 1.0  # ... and not in the first seconds: most instances end before, with no use for it
     max_replays: int = 8  # candidates replayed per batch
     fsb_candidates: int = 8  # filtered smart branching over this many top-scored neurons; <= 1: BaBSR only
     root_intermediate_iterations: int = 20  # alpha-CROWN steps per layer for the root's pre-activation bounds
@@ -389,8 +390,9 @@ class _Search:
         if steps:
             x = torch.cat([x, box_descent(self.graph, starts, self.xl, self.xu, self.C0, self.d0, steps)])
         started = time.monotonic()
-        if signs is not None and self.config.domain_attack_steps and \
-                self.attack_seconds <= self.config.domain_attack_share * (started - self.began):
+        elapsed = started - self.began
+        if signs is not None and self.config.domain_attack_steps and elapsed >= self.config.domain_attack_after \
+                and self.attack_seconds <= self.config.domain_attack_share * elapsed:
             x = torch.cat([x, self._domain_attack(x[worst], worst, signs)])
             self.attack_seconds += time.monotonic() - started
         x = torch.minimum(torch.maximum(x, self.xl), self.xu)  # averages may leave the box by rounding
