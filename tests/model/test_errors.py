@@ -189,3 +189,15 @@ def test_disagreement_with_onnxruntime_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         check_against_onnxruntime(model, np.zeros((3, 4)))
     assert torch.is_tensor(lin.params["W"])
+
+
+def test_an_empty_hidden_tensor_is_refused_by_name(tmp_path: Path) -> None:
+    """Regression (found by bench/fuzz.py): a Gemm to 0 units feeding a Softmax loaded, then the Softmax bound
+    reduced over the empty axis (exit 4, 'max(): Expected reduction dim 2 to have non-zero size')."""
+    nodes = [helper.make_node("Gemm", ["x", "W0"], ["h"], name="empty", transB=1),
+             helper.make_node("Softmax", ["h"], ["s"], name="sm"),
+             helper.make_node("Gemm", ["s", "W1"], ["y"], name="out", transB=1)]
+    path = save(tmp_path / "m.onnx", nodes, [("x", [1, 3])], [("y", [1, 2])],
+                [init("W0", rand(0, 3)), init("W1", rand(2, 0))])
+    msg = _fails(path)
+    assert "node empty (Gemm)" in msg and "empty tensor" in msg

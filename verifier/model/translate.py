@@ -832,6 +832,15 @@ def _run_module(module: nn.Module, n: fx.Node, values: list[Value], batched: boo
     return out.unsqueeze(0)
 
 
+def _refuse_empty(out: Any, label: str, op: str) -> None:
+    """A zero-size input-dependent tensor (a Gemm to 0 units, a crop to nothing) is legal ONNX, but no bound
+    rule has anything to reduce over, and such a network is almost surely a mistake: refuse it by name."""
+    for o in out if isinstance(out, (tuple, list)) else (out,):
+        if isinstance(o, torch.Tensor) and o.numel() == 0:
+            raise ModelError(f"node {label} ({op}) gives an empty tensor (shape {list(o.shape)} at batch 1): "
+                             "a zero-size dimension")
+
+
 def _call_module(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple],
                  env: dict[fx.Node, Value], builder: _Builder, batched: bool = True) -> Value:
     module = gm.get_submodule(n.target)
@@ -848,6 +857,7 @@ def _call_module(n: fx.Node, gm: fx.GraphModule, producers: Mapping[str, tuple],
         raise ModelError(f"node {label} ({op}) fails at batch size 1 ({describe(e)})") from None
     if not any(_is_var(v) for v in inputs) or op in _SHAPE_OPS:
         return out  # constant folding; a shape is known at batch size 1 whatever the input's values
+    _refuse_empty(out, label, op)
     ctx = _Ctx(builder, module, n.name, label, op, batched)
     if isinstance(out, (tuple, list)):  # several outputs (Split): each an affine map of the inputs
         if op not in _AFFINE_OPS:
