@@ -30,7 +30,7 @@ def test_missing_files_and_unsupported_model_are_error_rows(tmp_path: Path) -> N
         (TOY, ROBUST, 10), ("nope.onnx", ROBUST, 10), (TOY, "nope.vnnlib", 10), ("odd.onnx", ROBUST, 10),
         ("odd.onnx", FALSIFIABLE, 10), (TOY, FALSIFIABLE, 10)])
     res = invoke("run", csv, "--results", tmp_path / "r.jsonl", "--quiet")
-    assert res.exit_code == 4
+    assert res.exit_code == 3  # every error is bad input: 3, never 4
     records = read_jsonl(tmp_path / "r.jsonl")
     assert [r["verdict"] for r in records] == ["unsat", "error", "error", "error", "error", "sat"]
     messages = [r["message"] for r in records]

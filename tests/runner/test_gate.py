@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.runner.helpers import FALSIFIABLE, ROBUST, TOY, invoke
-from verifier.runner.gate import evaluate
+from verifier.runner.gate import error_exit, evaluate
 
 
 def _counts(**n: int) -> dict[str, int]:
@@ -51,10 +51,23 @@ def test_exit_codes_of_real_runs(tmp_path: Path) -> None:
     assert _exit(ROBUST, "--method", "ibp", "--bab", "none", "--fail-on", "unknown")[0] == 2
     code, doc = _exit(ROBUST, "--method", "ibp", "--bab", "none", "--fail-on", "none", "--min-verified", "0.5")
     assert code == 2 and doc["gate"]["reasons"] == ["verified 0.000 < 0.5"]
-    code, doc = _exit(ROBUST, tmp_path / "missing.vnnlib")
-    assert code == 4 and doc["counts"]["error"] == 1 and doc["counts"]["unsat"] == 1
+    code, doc = _exit(ROBUST, tmp_path / "missing.vnnlib")  # bad input: 3, never 4
+    assert code == 3 and doc["counts"]["error"] == 1 and doc["counts"]["unsat"] == 1
     res = invoke("run", "--model", TOY, ROBUST, "--timeout", "1e-9", "--fail-on", "timeout", "--quiet")
     assert res.exit_code == 2 and "timeout=1" in res.stdout
     assert invoke("run").exit_code == 3  # usage error: nothing to run
     assert invoke("run", "--model", TOY).exit_code == 3
     assert invoke("run", "--model", TOY, ROBUST, "--min-verified", "2").exit_code == 3
+
+
+@pytest.mark.parametrize("codes,sat,code", [
+    ([3], 0, 3),  # an error record from bad input fails the gate with 3, not 4 (4 is for our bugs)
+    ([3, 3], 1, 3),  # and wins over sat
+    ([3, 4], 0, 4),  # one internal error among them: 4
+    ([4], 1, 4),
+])
+def test_error_records_fail_with_their_own_code(codes: list, sat: int, code: int) -> None:
+    records = [{"verdict": "error", "exit_code": c} for c in codes] + [{"verdict": "sat", "exit_code": 1}] * sat
+    outcome = evaluate(_counts(error=len(codes), sat=sat), ("sat", "error"), None, error_exit(records))
+    assert outcome.exit_code == code and not outcome.passed
+    assert error_exit([{"verdict": "unsat", "exit_code": 0}]) == 4  # nothing to tell by: the verdict's code

@@ -21,8 +21,9 @@ _GATE_HELP = """Exit code, the CI gate (the highest code that applies wins):
   2  an instance is unknown or timeout and that verdict is in --fail-on,
      or fewer than --min-verified of all instances are unsat
   3  bad input: arguments, config file, instances.csv, an existing --results file without --resume,
-     or --resume with another timeout than recorded without --force
-  4  an instance is error (error is in --fail-on by default), or an internal error
+     or --resume with another timeout than recorded without --force; or an instance is error because
+     of bad input (an unreadable spec, an unsupported model) and error is in --fail-on (the default)
+  4  an instance is error from an internal error, or the run itself hit one
   130/143  interrupted by Ctrl-C / SIGTERM: the summary covers the instances that finished
 """
 
@@ -159,10 +160,10 @@ def _report(batch: Any, settings: Any, results: Optional[Path], junit: Optional[
             quiet: bool, planned: int) -> None:
     from verifier.commands.common import guarded as _guarded
     from verifier.runner import junit as junit_report
-    from verifier.runner.gate import evaluate
+    from verifier.runner.gate import error_exit, evaluate
     from verifier.runner.summary import build, counts_of, one_line, print_table
 
-    gate = evaluate(counts_of(batch.records), settings.fail_on, settings.min_verified)
+    gate = evaluate(counts_of(batch.records), settings.fail_on, settings.min_verified, error_exit(batch.records))
     doc = build(batch.records, batch.resumed, batch.elapsed, gate, settings, str(results) if results else None)
     if batch.interrupted:
         doc["interrupted"] = {"exit_code": batch.interrupted, "planned": planned}
