@@ -280,13 +280,19 @@ def _certificate(problem: Problem, opts: VerifyOptions, result: Result,
     spec = problem.spec
     missing = [(i, j) for i, p in enumerate(spec.properties) for j in range(len(p.clauses)) if (i, j) not in proofs]
     if missing:
-        return no_certificate(f"{len(missing)} clause(s) proved by ReLU-split branch and bound, which writes "
-                              "no certificate yet", opts.certificate)
+        return no_certificate(f"{len(missing)} clause(s) have no recorded proof", opts.certificate)
     if not spec.source:
         return no_certificate("the spec was not read from a file", opts.certificate)
     widths = tuple(int(np.prod(n.shape)) for n in problem.graph.nodes if n.op == "relu")
+    from verifier.certificate.intermediate import intermediate_slopes
+    from verifier.certificate.writer import ReluTreeProof
+
+    intermediate = {}  # the relu-split properties' slopes for the checker's pre-activation bounds
+    for i in sorted({i for (i, _), proof in proofs.items() if isinstance(proof, ReluTreeProof)}):
+        lower, upper, _ = _tensors(spec.properties[i], problem)
+        intermediate[i] = intermediate_slopes(problem.graph, lower, upper)
     return write_and_check(str(opts.certificate), str(problem.model.path), spec.source, proofs, widths,
-                           __version__, opts.check_certificate, spec)
+                           __version__, opts.check_certificate, spec, intermediate)
 
 
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float],
@@ -342,7 +348,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
             outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed,
                                                  bab, proofs)
         else:
-            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab)
+            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab, proofs)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -502,12 +508,19 @@ def _recorder() -> Any:
     return SplitRecorder()
 
 
+def _relu_recorder() -> Any:
+    from verifier.certificate.relu_recorder import ReluSplitRecorder
+
+    return ReluSplitRecorder()
+
+
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                 deadline: _Deadline, seed: int = 0, report: Reporter = SILENT, stats: dict[str, int] | None = None,
-                ) -> tuple[list[PropertyOutcome], Result | None]:
+                proofs: dict[tuple[int, int], Any] | None = None) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all. An
     undecided property's margin is the search's worst open bound once every open clause was searched
-    (the root bound otherwise); `stats` gets the domains bounded."""
+    (the root bound otherwise); `stats` gets the domains bounded. With `proofs`, each search records its
+    proved domains, and each unsat root's go there (certificates)."""
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
     config = ReluSplitConfig(seed=seed)
@@ -527,9 +540,14 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
         results = []
         for j in open_clauses[i]:
             found: list[Counterexample] = []
+            recorder = _relu_recorder() if proofs is not None else None
             res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at,
                                  _accepting(problem, i, j, found), config, root=root,
-                                 tick=tick if report.active else None)
+                                 tick=tick if report.active else None, recorder=recorder)
+            if recorder is not None and proofs is not None and res.verdict == UNSAT:
+                from verifier.certificate.writer import ReluTreeProof
+
+                proofs[(i, j)] = ReluTreeProof(recorder)
             before["domains"] += res.domains
             before["roots_done"] += 1
             if res.verdict == SAT:
