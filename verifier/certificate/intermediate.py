@@ -38,10 +38,11 @@ def intermediate_slopes(graph: Any, lower: Any, upper: Any, iterations: int = 30
         return ()
     boxes = dict(layer_bounds(g, xl, xu, layers, None, -1, None, optimise=(iterations, lr, math.inf)))
     boxes[g.input_name] = input_box(g, xl, xu)
+    plain = layer_bounds(g, xl, xu, layers, None, -1, None)  # the rows: unstable under CROWN, as the checker starts
     out = []
     for t in range(1, len(layers)):
         node = g.by_name[layers[t]]
-        l, u = (x.flatten(1) for x in boxes[layers[t]])
+        l, u = (x.flatten(1) for x in plain[layers[t]])
         rows = ((l < 0) & (u > 0))[0].nonzero().flatten()
         if rows.numel() == 0:
             continue

@@ -15,7 +15,7 @@ A leaf is proved when the best of these is positive; otherwise the certificate i
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -83,25 +83,71 @@ def check_relu_root(chain: Chain, lower: np.ndarray, upper: np.ndarray, C: np.nd
     alphas, betas = _parameters(root, paths, widths, where, first_leaf)
     layers: tuple[Layer, ...] = chain.layers + (Affine(np.asarray(C, np.float64), np.asarray(d, np.float64)),)
     lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
-    for begin in range(0, n, chunk):
-        end = min(begin + chunk, n)
-        signs = [np.zeros((end - begin, wd), np.int8) for wd in widths]
-        for i in range(begin, end):
-            for j, c, s in paths[i]:
-                signs[j][i - begin, c] = s
-        has = root.kind[begin:end] == RELU_BETA
-        a = None if not has.any() else [t[begin:end] for t in alphas]
-        b = None if not has.any() else [t[begin:end] for t in betas]
-        margin = leaf_margins(layers, np.broadcast_to(lo, (end - begin, lo.size)).copy(),
-                              np.broadcast_to(hi, (end - begin, hi.size)).copy(), signs, w[begin:end], a, b, has,
-                              prior)
+    for at, signs, inherited in leaf_batches(layers, root, widths, lo, hi, prior, chunk):
+        has = root.kind[at] == RELU_BETA
+        a = None if not has.any() else [t[at] for t in alphas]
+        b = None if not has.any() else [t[at] for t in betas]
+        margin = leaf_margins(layers, np.broadcast_to(lo, (at.size, lo.size)).copy(),
+                              np.broadcast_to(hi, (at.size, hi.size)).copy(), signs, w[at], a, b, has, inherited)
         fail = np.nonzero(~(margin > 0))[0]
         if fail.size:
-            j = int(fail[0])
-            kind = int(root.kind[begin + j])
-            raise Invalid(f"leaf {first_leaf + begin + j} ({where}, leaf {begin + j} of the root, "
-                          f"{len(paths[begin + j])} decisions): best bound {margin[j]:.3g} <= 0, not proved "
-                          f"(closed by the verifier by {KINDS[kind]})")
+            i = int(at[fail[0]])
+            raise Invalid(f"leaf {first_leaf + i} ({where}, leaf {i} of the root, {len(paths[i])} decisions): best "
+                          f"bound {margin[fail[0]]:.3g} <= 0, not proved (closed by the verifier by "
+                          f"{KINDS[int(root.kind[i])]})")
+
+
+def leaf_batches(layers: tuple[Layer, ...], root: ReluRootProof, widths: list[int], lo: np.ndarray, hi: np.ndarray,
+                 prior: Optional[Prior], chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, list[np.ndarray], Prior]]:
+    """The leaves in batches, level by level from the root: (their indices in node order, their decisions'
+    signs per relu layer (B, width), the pre-activation bounds they inherit (their parent's)).
+
+    Every node's bounds are its own (CROWN with its decisions' clamps) intersected with its parent's,
+    which hold on the parent's domain and so on the node's: a split's child keeps what its ancestors'
+    bounds knew (CROWN on a child alone can be looser, as its relaxation is over the whole box)."""
+    internal = root.layer >= 0
+    rank = np.cumsum(internal) - 1
+    leaf_index = np.cumsum(~internal) - 1
+    relu_at = [t for t, layer in enumerate(layers) if isinstance(layer, Relu)]
+    nodes = np.array([0])
+    signs = [np.zeros((1, wd), np.int8) for wd in widths]
+    start: Prior = [None if prior is None or prior[j] is None else prior[j] for j in range(len(widths))]
+    inherited = [None if b is None else (b[0].reshape(1, -1), b[1].reshape(1, -1)) for b in start]
+    while nodes.size:
+        inner = internal[nodes]
+        leaves = np.nonzero(~inner)[0]
+        for k in range(0, leaves.size, chunk):
+            sel = leaves[k:k + chunk]
+            yield leaf_index[nodes[sel]], [s[sel] for s in signs], _take(inherited, sel)
+        split = np.nonzero(inner)[0]
+        if not split.size:
+            break
+        own: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in widths]
+        for k in range(0, split.size, chunk):
+            sel = split[k:k + chunk]
+            with np.errstate(invalid="ignore", over="ignore"):
+                bounds = _crown_intermediate(layers, np.tile(lo, (sel.size, 1)), np.tile(hi, (sel.size, 1)),
+                                             ("adaptive",), [s[sel] for s in signs], _take(inherited, sel))
+            for j, t in enumerate(relu_at):
+                own[j].append(bounds[t])
+        parent = [(np.concatenate([b[0] for b in o]), np.concatenate([b[1] for b in o])) for o in own]
+        # children: the active ones (2 rank + 1) of every split node, then the inactive ones
+        n_split = nodes[split]
+        nodes = np.concatenate([2 * rank[n_split] + 1, 2 * rank[n_split] + 2])
+        signs = [np.concatenate([s[split], s[split]]) for s in signs]
+        lay, neu = root.layer[n_split], root.neuron[n_split]
+        half = n_split.size
+        for j in range(len(widths)):
+            at = np.nonzero(lay == j)[0]
+            signs[j][at, neu[at]] = 1
+            signs[j][half + at, neu[at]] = -1
+        inherited = [(np.concatenate([l, l]), np.concatenate([h, h])) for l, h in parent]
+    return
+
+
+def _take(prior: Prior, sel: np.ndarray) -> Prior:
+    return [None if b is None else (b[0][sel] if b[0].shape[0] > 1 else b[0], b[1][sel] if b[1].shape[0] > 1 else b[1])
+            for b in prior]
 
 
 def leaf_paths(root: ReluRootProof, widths: list[int], where: str) -> list[list[tuple[int, int, int]]]:
@@ -177,7 +223,8 @@ def leaf_margins(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray, sign
         if not open_.size:
             break
         with np.errstate(invalid="ignore", over="ignore"):
-            bounds = _crown_intermediate(layers, lo[open_], hi[open_], intermediate, [s[open_] for s in signs], prior)
+            bounds = _crown_intermediate(layers, lo[open_], hi[open_], intermediate, [s[open_] for s in signs],
+                                         None if prior is None else _take(prior, open_))
             empty = np.zeros(open_.size, bool)
             for t, layer in enumerate(layers):
                 if isinstance(layer, Relu):

@@ -113,8 +113,24 @@ def relu_root(p: int, c: int, proof: ReluTreeProof, model_path: str, spec: Any =
     n_layers = len(leaves[0].alphas)
     alphas = tuple(np.array([leaves[i].alphas[j] for i in carry], np.float32).reshape(carry.size, -1)
                    for j in range(n_layers)) if carry.size else ()
-    beta = np.concatenate([leaves[i].betas for i in carry]).astype(np.float32) if carry.size else np.zeros(0, np.float32)
+    beta = np.concatenate([_path_betas(leaves[i], path) for i, path in zip(carry, _paths(layer, neuron, carry))]) \
+        if carry.size else np.zeros(0, np.float32)
     return ReluRootProof(p, c, layer, neuron, kind, weights, carry.astype(np.int64), alphas, beta)
+
+
+def _paths(layer: np.ndarray, neuron: np.ndarray, leaves: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """The decisions of the given leaves (node-order indices), root first (the order `beta` is stored in)."""
+    from verifier.certificate.relu_check import leaf_paths
+
+    widths = [int(neuron.max()) + 1] * (int(layer.max()) + 1) if layer.size and layer.max() >= 0 else []
+    paths = leaf_paths(ReluRootProof(0, 0, layer, neuron, np.zeros(0), np.zeros((0, 0))), widths, "")
+    return [paths[i] for i in leaves]
+
+
+def _path_betas(leaf: Any, path: list[tuple[int, int, int]]) -> np.ndarray:
+    """The leaf's multipliers (recorded per decision) in its path's order."""
+    of = {(j, c): b for (j, c, _), b in zip(leaf.decisions, leaf.betas)}
+    return np.array([of[(j, c)] for j, c, _ in path], np.float32)
 
 
 def _prune(model_path: str, spec: Any, p: int, c: int, layer: np.ndarray, neuron: np.ndarray, kind: np.ndarray,
@@ -122,34 +138,25 @@ def _prune(model_path: str, spec: Any, p: int, c: int, layer: np.ndarray, neuron
     """Kinds with relu-crown where the checker's own bounds (no slopes, no multipliers) prove the leaf."""
     from verifier.certificate.checker import Invalid
     from verifier.certificate.network import Affine, UnsupportedModel, load_chain
-    from verifier.certificate.relu_check import CHUNK, leaf_margins, leaf_paths, root_prior
+    from verifier.certificate.relu_check import leaf_batches, leaf_margins, root_prior
 
     try:
         chain = load_chain(model_path)
     except UnsupportedModel:
         return kind
     prop = spec.properties[p]
-    try:
-        paths = leaf_paths(ReluRootProof(p, c, layer, neuron, kind, weights), chain.relu_widths, "")
-    except Invalid:
-        return kind
+    root = ReluRootProof(p, c, layer, neuron, kind, weights)
     layers = chain.layers + (Affine(np.asarray(prop.clauses[c].C, np.float64), np.asarray(prop.clauses[c].d, np.float64)),)
     lo, hi = np.asarray(prop.lower, np.float64), np.asarray(prop.upper, np.float64)
+    out = kind.copy()
     try:
         prior = root_prior(chain, lo, hi, slopes, p)
+        for at, signs, inherited in leaf_batches(layers, root, chain.relu_widths, lo, hi, prior):
+            margin = leaf_margins(layers, np.tile(lo, (at.size, 1)), np.tile(hi, (at.size, 1)), signs, weights[at],
+                                  None, None, np.zeros(at.size, bool), inherited)
+            out[at[(margin > 0) & (kind[at] == RELU_BETA)]] = RELU_CROWN
     except Invalid:
-        prior = None
-    out = kind.copy()
-    todo = np.nonzero(kind == RELU_BETA)[0]
-    for begin in range(0, todo.size, CHUNK):
-        at = todo[begin:begin + CHUNK]
-        signs = [np.zeros((at.size, w), np.int8) for w in chain.relu_widths]
-        for r, i in enumerate(at):
-            for j, k, s in paths[i]:
-                signs[j][r, k] = s
-        margin = leaf_margins(layers, np.tile(lo, (at.size, 1)), np.tile(hi, (at.size, 1)), signs, weights[at],
-                              None, None, np.zeros(at.size, bool), prior)
-        out[at[margin > 0]] = RELU_CROWN
+        return kind
     return out
 
 
