@@ -288,11 +288,24 @@ def _certificate(problem: Problem, opts: VerifyOptions, result: Result,
     from verifier.certificate.writer import ReluTreeProof
 
     intermediate = {}  # the relu-split properties' slopes for the checker's pre-activation bounds
-    for i in sorted({i for (i, _), proof in proofs.items() if isinstance(proof, ReluTreeProof)}):
-        lower, upper, _ = _tensors(spec.properties[i], problem)
-        intermediate[i] = intermediate_slopes(problem.graph, lower, upper)
+    relu_props = sorted({i for (i, _), proof in proofs.items() if isinstance(proof, ReluTreeProof)})
+    if relu_props and _checker_reads(str(problem.model.path)):
+        for i in relu_props:
+            lower, upper, _ = _tensors(spec.properties[i], problem)
+            intermediate[i] = intermediate_slopes(problem.graph, lower, upper)
     return write_and_check(str(opts.certificate), str(problem.model.path), spec.source, proofs, widths,
                            __version__, opts.check_certificate, spec, intermediate)
+
+
+def _checker_reads(model_path: str) -> bool:
+    """Whether the independent checker reads the model (else its certificate cannot be checked anyway)."""
+    from verifier.certificate.network import UnsupportedModel, load_chain
+
+    try:
+        load_chain(model_path)
+    except UnsupportedModel:
+        return False
+    return True
 
 
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float],
