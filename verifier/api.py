@@ -287,14 +287,43 @@ def _certificate(problem: Problem, opts: VerifyOptions, result: Result,
     from verifier.certificate.intermediate import intermediate_slopes
     from verifier.certificate.writer import ReluTreeProof
 
+    reads = _checker_reads(str(problem.model.path))
+    if reads:
+        proofs = _carry_stage_slopes(problem, proofs)
     intermediate = {}  # the relu-split properties' slopes for the checker's pre-activation bounds
     relu_props = sorted({i for (i, _), proof in proofs.items() if isinstance(proof, ReluTreeProof)})
-    if relu_props and _checker_reads(str(problem.model.path)):
+    if relu_props and reads:
         for i in relu_props:
             lower, upper, _ = _tensors(spec.properties[i], problem)
             intermediate[i] = intermediate_slopes(problem.graph, lower, upper)
     return write_and_check(str(opts.certificate), str(problem.model.path), spec.source, proofs, widths,
                            __version__, opts.check_certificate, spec, intermediate)
+
+
+def _carry_stage_slopes(problem: Problem, proofs: dict[tuple[int, int], Any], seconds: float = 30.0,
+                        ) -> dict[tuple[int, int], Any]:
+    """Clauses the alpha-CROWN stage closed carry no slopes (the stage keeps them): each is proved
+    again by the ReLU-split search with a recorder (its root domain, alpha optimised there, usually
+    closes at once), whose one-leaf tree carries the slopes; where that fails the stage proof stays."""
+    from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
+    from verifier.certificate.writer import ReluTreeProof, StageProof
+
+    out = dict(proofs)
+    config = ReluSplitConfig()
+    roots: dict[int, Any] = {}
+    for (i, j), proof in sorted(proofs.items()):
+        if not (isinstance(proof, StageProof) and proof.method == "alpha"):
+            continue
+        lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
+        deadline = time.monotonic() + seconds
+        if i not in roots:
+            roots[i] = RootBounds(problem.graph, lower, upper, deadline, config)
+        recorder = _relu_recorder()
+        res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline, lambda x: False, config,
+                             root=roots[i], recorder=recorder)
+        if res.verdict == UNSAT:
+            out[(i, j)] = ReluTreeProof(recorder)
+    return out
 
 
 def _checker_reads(model_path: str) -> bool:
