@@ -280,13 +280,61 @@ def _certificate(problem: Problem, opts: VerifyOptions, result: Result,
     spec = problem.spec
     missing = [(i, j) for i, p in enumerate(spec.properties) for j in range(len(p.clauses)) if (i, j) not in proofs]
     if missing:
-        return no_certificate(f"{len(missing)} clause(s) proved by ReLU-split branch and bound, which writes "
-                              "no certificate yet", opts.certificate)
+        return no_certificate(f"{len(missing)} clause(s) have no recorded proof", opts.certificate)
     if not spec.source:
         return no_certificate("the spec was not read from a file", opts.certificate)
     widths = tuple(int(np.prod(n.shape)) for n in problem.graph.nodes if n.op == "relu")
+    from verifier.certificate.intermediate import intermediate_slopes
+    from verifier.certificate.writer import ReluTreeProof
+
+    reads = _checker_reads(str(problem.model.path))
+    if reads:
+        proofs = _carry_stage_slopes(problem, proofs)
+    intermediate = {}  # the relu-split properties' slopes for the checker's pre-activation bounds
+    relu_props = sorted({i for (i, _), proof in proofs.items() if isinstance(proof, ReluTreeProof)})
+    if relu_props and reads:
+        for i in relu_props:
+            lower, upper, _ = _tensors(spec.properties[i], problem)
+            intermediate[i] = intermediate_slopes(problem.graph, lower, upper)
     return write_and_check(str(opts.certificate), str(problem.model.path), spec.source, proofs, widths,
-                           __version__, opts.check_certificate, spec)
+                           __version__, opts.check_certificate, spec, intermediate)
+
+
+def _carry_stage_slopes(problem: Problem, proofs: dict[tuple[int, int], Any], seconds: float = 30.0,
+                        ) -> dict[tuple[int, int], Any]:
+    """Clauses the alpha-CROWN stage closed carry no slopes (the stage keeps them): each is proved
+    again by the ReLU-split search with a recorder (its root domain, alpha optimised there, usually
+    closes at once), whose one-leaf tree carries the slopes; where that fails the stage proof stays."""
+    from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
+    from verifier.certificate.writer import ReluTreeProof, StageProof
+
+    out = dict(proofs)
+    config = ReluSplitConfig()
+    roots: dict[int, Any] = {}
+    for (i, j), proof in sorted(proofs.items()):
+        if not (isinstance(proof, StageProof) and proof.method == "alpha"):
+            continue
+        lower, upper, clauses = _tensors(problem.spec.properties[i], problem)
+        deadline = time.monotonic() + seconds
+        if i not in roots:
+            roots[i] = RootBounds(problem.graph, lower, upper, deadline, config)
+        recorder = _relu_recorder()
+        res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline, lambda x: False, config,
+                             root=roots[i], recorder=recorder)
+        if res.verdict == UNSAT:
+            out[(i, j)] = ReluTreeProof(recorder)
+    return out
+
+
+def _checker_reads(model_path: str) -> bool:
+    """Whether the independent checker reads the model (else its certificate cannot be checked anyway)."""
+    from verifier.certificate.network import UnsupportedModel, load_chain
+
+    try:
+        load_chain(model_path)
+    except UnsupportedModel:
+        return False
+    return True
 
 
 def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: dict[str, float],
@@ -342,7 +390,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
             outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed,
                                                  bab, proofs)
         else:
-            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab)
+            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab, proofs)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -502,12 +550,19 @@ def _recorder() -> Any:
     return SplitRecorder()
 
 
+def _relu_recorder() -> Any:
+    from verifier.certificate.relu_recorder import ReluSplitRecorder
+
+    return ReluSplitRecorder()
+
+
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                 deadline: _Deadline, seed: int = 0, report: Reporter = SILENT, stats: dict[str, int] | None = None,
-                ) -> tuple[list[PropertyOutcome], Result | None]:
+                proofs: dict[tuple[int, int], Any] | None = None) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all. An
     undecided property's margin is the search's worst open bound once every open clause was searched
-    (the root bound otherwise); `stats` gets the domains bounded."""
+    (the root bound otherwise); `stats` gets the domains bounded. With `proofs`, each search records its
+    proved domains, and each unsat root's go there (certificates)."""
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
     config = ReluSplitConfig(seed=seed)
@@ -527,9 +582,14 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
         results = []
         for j in open_clauses[i]:
             found: list[Counterexample] = []
+            recorder = _relu_recorder() if proofs is not None else None
             res = relu_split_bab(problem.graph, lower, upper, *clauses[j], deadline.at,
                                  _accepting(problem, i, j, found), config, root=root,
-                                 tick=tick if report.active else None)
+                                 tick=tick if report.active else None, recorder=recorder)
+            if recorder is not None and proofs is not None and res.verdict == UNSAT:
+                from verifier.certificate.writer import ReluTreeProof
+
+                proofs[(i, j)] = ReluTreeProof(recorder)
             before["domains"] += res.domains
             before["roots_done"] += 1
             if res.verdict == SAT:

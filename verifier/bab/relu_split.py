@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -179,6 +179,7 @@ class _Bounded:
     A_relu: dict[str, Tensor]  # relu input node -> (N, k, *shape) coefficients on the relu's output
     empty: Tensor  # (N,) bool: pre-activation bounds cross, the domain is empty
     primal: Optional[Tensor] = None  # (N, n_inputs) averaged Lagrangian minimisers, when asked for
+    mix_weights: Optional[Tensor] = None  # (N, k0) the learned mixture's weights (the last row), with mix_of
 
 
 class _Stack:
@@ -238,6 +239,7 @@ def relu_split_bab(
     graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, deadline: float,
     is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig = ReluSplitConfig(),
     root: Optional[RootBounds] = None, tick: Optional[Callable[[int, int, float], None]] = None,
+    recorder: Optional[Any] = None,
 ) -> BabOutcome:
     """Decide whether some x in [lower, upper] meets every row of C·f(x) + d <= 0.
 
@@ -247,9 +249,13 @@ def relu_split_bab(
     unsat: no such x (the margin is the smallest proved lower bound of max_i (C_i·f(x) + d_i));
     timeout / unknown: undecided (the margin is the worst open lower bound).
     `tick(domains bounded, domains open, worst open bound)` is called after every batch (progress display).
+    `recorder` (verifier.certificate.relu_recorder.ReluSplitRecorder) is told every proved domain (certificates).
     """
     root = root if root is not None else RootBounds(graph, lower, upper, deadline, config)
     search = _Search(graph, lower, upper, C, d, deadline, is_counterexample, config, root)
+    if recorder is not None:
+        recorder.begin(search.layers, search.relu_of, search.C0.shape[0], config.mix_rows)
+        search.recorder = recorder
     return search.run(tick)
 
 
@@ -275,6 +281,7 @@ class _Search:
         self.gen = torch.Generator().manual_seed(config.seed)  # random attack starts
         self.root = root
         self.began, self.attack_seconds = time.monotonic(), 0.0  # the domain attack's share of the time
+        self.recorder: Optional[Any] = None  # told every proved domain (certificates), when set
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -356,6 +363,8 @@ class _Search:
         proved = margin > 0
         if bool(proved.any()):
             self.proved = min(self.proved, float(margin[proved].min()))
+            if self.recorder is not None:
+                self.recorder.proved(doms.sign, b, proved.nonzero().flatten(), best_row)
         open_ = (~proved).nonzero().flatten()
         if open_.numel() == 0:
             return None, doms.index(open_)
@@ -534,6 +543,8 @@ class _Search:
             if bool(ok.any()):
                 self.proved = min(self.proved, float(margin[ok].min()))
             proved[stuck.nonzero().flatten()] = ok
+            if self.recorder is not None and bool(ok.any()):
+                self.recorder.proved(sub.sign, b2, ok.nonzero().flatten(), (b2.lb + b2.d).argmax(dim=1))
             if not bool(ok.all()):
                 self.stuck_worst = min(self.stuck_worst, float(margin[~ok].min()))
             still = (~ok).nonzero().flatten()
@@ -686,7 +697,8 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
             A_by_input[name] = torch.zeros((n, Ck.shape[-2]) + boxes[name][0].shape[1:], dtype=xl.dtype,
                                            device=xl.device)
     return _Bounded(lb, Ck, dk, boxes, best_alpha, best_beta, A_input.flatten(2).expand(n, -1, -1), A_by_input,
-                    empty, x_sum / x_count if x_count else None)
+                    empty, x_sum / x_count if x_count else None,
+                    torch.softmax(best_mix["w"], dim=1) if mix else None)
 
 
 def _keep_best(best_lb: Tensor, best: tuple[dict[str, Tensor], ...], lb: Tensor,

@@ -7,7 +7,8 @@ bounds). Per (property, clause) root it rebuilds the leaf boxes from the split t
 the property's box by construction), and proves each leaf, batched: IBP; else CROWN with the slopes
 the certificate gives (or CROWN's own); a leaf is proved when the best row, or a nonnegative
 weighting of the rows (found by the checker's own mirror ascent), has a positive rigorous lower
-bound on the whole leaf.
+bound on the whole leaf. ReLU-split roots (sign decisions on relu inputs) are checked by
+`relu_check`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import Optional
 
 import numpy as np
 
-from verifier.certificate.format import KINDS, LAYER_ALPHA, Certificate, RootProof, read_certificate, sha256_file
+from verifier.certificate.format import (
+    KINDS, LAYER_ALPHA, Certificate, ReluRootProof, RootProof, read_certificate, sha256_file,
+)
 from verifier.certificate.network import Affine, Chain, Divide, Layer, Relu, load_chain
 from verifier.certificate.rigorous import (
     ForwardBounds, LinearBound, affine_interval, divide_interval, relu_interval,
@@ -69,6 +72,7 @@ def check_proof(chain: Chain, spec, cert: Certificate, model_sha: str, spec_sha:
                       f"{chain.n_inputs} / {chain.n_outputs}")
     by_key = {(r.property, r.clause): (i, r) for i, r in reversed(list(enumerate(cert.roots)))}
     offsets = np.cumsum([0] + [r.leaves for r in cert.roots])
+    priors: dict[int, object] = {}
     for p, prop in enumerate(spec.properties):
         if not prop.clauses:
             raise Invalid(f"property {p} has a clause that always holds: it cannot be unsat")
@@ -76,6 +80,14 @@ def check_proof(chain: Chain, spec, cert: Certificate, model_sha: str, spec_sha:
             if (p, c) not in by_key:
                 raise Invalid(f"property {p}, clause {c}: no proof in the certificate")
             i, root = by_key[(p, c)]
+            if isinstance(root, ReluRootProof):
+                from verifier.certificate.relu_check import check_relu_root, root_prior
+
+                if p not in priors:
+                    priors[p] = root_prior(chain, prop.lower, prop.upper, cert.intermediate.get(p, ()), p)
+                check_relu_root(chain, prop.lower, prop.upper, clause.C, clause.d, root, int(offsets[i]),
+                                prior=priors[p])
+                continue
             check_root(chain, prop.lower, prop.upper, clause.C, clause.d, root, int(offsets[i]), chunk)
 
 
@@ -286,11 +298,19 @@ def _interval(layer: Layer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
 
 
 def _crown_intermediate(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray,
-                        strategies: tuple[str, ...] = ("adaptive",)) -> list[tuple[np.ndarray, np.ndarray]]:
+                        strategies: tuple[str, ...] = ("adaptive",), signs: Optional[list[np.ndarray]] = None,
+                        prior: Optional[list[Optional[tuple[np.ndarray, np.ndarray]]]] = None,
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Interval bounds of every value: IBP, intersected with forward linear bounds (few inputs) and,
-    on relu inputs, with CROWN's (CROWN's own slopes). All three are sound, so is their intersection."""
+    on relu inputs, with CROWN's (CROWN's own slopes). All three are sound, so is their intersection.
+
+    With `signs` (per relu layer (B, width): +1 z >= 0, -1 z <= 0, 0 free), the bounds hold for the
+    points of each box that meet its decisions: each relu input's bounds are clipped at 0 by its
+    decisions before anything later uses them (then lower > upper somewhere: no such point). `prior`
+    (per relu layer, None or bounds (1 or B, width) that hold on the whole box) is intersected in too."""
     bounds = [(lo, hi)]
     seen_relu = False
+    relu_index = 0
     xmag = np.maximum(np.abs(lo), np.abs(hi))
     forward = ForwardBounds.identity(lo.shape[0], lo.shape[1]) if lo.shape[1] <= FORWARD_MAX_INPUTS else None
     for t, layer in enumerate(layers):
@@ -307,6 +327,15 @@ def _crown_intermediate(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarra
                     l[:, cols] = np.maximum(l[:, cols], both[:, :cols.size])
                     h[:, cols] = np.minimum(h[:, cols], -both[:, cols.size:])
                     bounds[t] = (l, h)
+            if prior is not None and prior[relu_index] is not None:
+                pl, ph = prior[relu_index]  # type: ignore[misc]
+                l, h = np.maximum(l, pl), np.minimum(h, ph)
+                bounds[t] = (l, h)
+            if signs is not None:
+                s = signs[relu_index]
+                l, h = np.where(s > 0, np.maximum(l, 0.0), l), np.where(s < 0, np.minimum(h, 0.0), h)
+                bounds[t] = (l, h)
+            relu_index += 1
             seen_relu = True
         nxt = _interval(layer, l, h)
         if forward is not None:

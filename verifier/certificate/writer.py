@@ -13,7 +13,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from verifier.certificate.format import ALPHA, CROWN, IBP, Certificate, RootProof, sha256_file, write_certificate
+from verifier.certificate.format import (
+    ALPHA, CROWN, IBP, RELU_BETA, RELU_CROWN, RELU_EMPTY, Certificate, ReluRootProof, RootProof, sha256_file,
+    write_certificate,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,13 @@ class TreeProof:
 
     recorder: Any  # verifier.certificate.recorder.SplitRecorder
     mix: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReluTreeProof:
+    """A root proved by ReLU splitting: the search's recorder (its proved domains)."""
+
+    recorder: Any  # verifier.certificate.relu_recorder.ReluSplitRecorder
 
 
 @dataclass(frozen=True)
@@ -88,11 +98,76 @@ def _extend(table: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarra
     return out
 
 
+def relu_root(p: int, c: int, proof: ReluTreeProof, model_path: str, spec: Any = None,
+              prune: bool = True, slopes: tuple = ()) -> ReluRootProof:  # type: ignore[type-arg]
+    """The ReLU-split root of a search's proved domains. With `spec` and `prune`, the leaves that the
+    checker's own plain CROWN proves drop their slopes and multipliers (kind relu-crown)."""
+    rec = proof.recorder
+    layer, neuron, order = rec.tree()
+    leaves = [rec.leaves[i] for i in order]
+    kind = np.array([RELU_EMPTY if leaf.empty else RELU_BETA for leaf in leaves], np.int64)
+    weights = np.array([leaf.weights for leaf in leaves], np.float64)
+    if prune and spec is not None:
+        kind = _prune(model_path, spec, p, c, layer, neuron, kind, weights, slopes)
+    carry = np.nonzero(kind == RELU_BETA)[0]
+    n_layers = len(leaves[0].alphas)
+    alphas = tuple(np.array([leaves[i].alphas[j] for i in carry], np.float32).reshape(carry.size, -1)
+                   for j in range(n_layers)) if carry.size else ()
+    beta = np.concatenate([_path_betas(leaves[i], path) for i, path in zip(carry, _paths(layer, neuron, carry))]) \
+        if carry.size else np.zeros(0, np.float32)
+    return ReluRootProof(p, c, layer, neuron, kind, weights, carry.astype(np.int64), alphas, beta)
+
+
+def _paths(layer: np.ndarray, neuron: np.ndarray, leaves: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """The decisions of the given leaves (node-order indices), root first (the order `beta` is stored in)."""
+    from verifier.certificate.relu_check import leaf_paths
+
+    widths = [int(neuron.max()) + 1] * (int(layer.max()) + 1) if layer.size and layer.max() >= 0 else []
+    paths = leaf_paths(ReluRootProof(0, 0, layer, neuron, np.zeros(0), np.zeros((0, 0))), widths, "")
+    return [paths[i] for i in leaves]
+
+
+def _path_betas(leaf: Any, path: list[tuple[int, int, int]]) -> np.ndarray:
+    """The leaf's multipliers (recorded per decision) in its path's order."""
+    of = {(j, c): b for (j, c, _), b in zip(leaf.decisions, leaf.betas)}
+    return np.array([of[(j, c)] for j, c, _ in path], np.float32)
+
+
+def _prune(model_path: str, spec: Any, p: int, c: int, layer: np.ndarray, neuron: np.ndarray, kind: np.ndarray,
+           weights: np.ndarray, slopes: tuple = ()) -> np.ndarray:  # type: ignore[type-arg]
+    """Kinds with relu-crown where the checker's own bounds (no slopes, no multipliers) prove the leaf."""
+    from verifier.certificate.checker import Invalid
+    from verifier.certificate.network import Affine, UnsupportedModel, load_chain
+    from verifier.certificate.relu_check import leaf_batches, leaf_margins, root_prior
+
+    try:
+        chain = load_chain(model_path)
+    except UnsupportedModel:
+        return kind
+    prop = spec.properties[p]
+    root = ReluRootProof(p, c, layer, neuron, kind, weights)
+    layers = chain.layers + (Affine(np.asarray(prop.clauses[c].C, np.float64), np.asarray(prop.clauses[c].d, np.float64)),)
+    lo, hi = np.asarray(prop.lower, np.float64), np.asarray(prop.upper, np.float64)
+    out = kind.copy()
+    try:
+        prior = root_prior(chain, lo, hi, slopes, p)
+        for at, signs, inherited in leaf_batches(layers, root, chain.relu_widths, lo, hi, prior):
+            margin = leaf_margins(layers, np.tile(lo, (at.size, 1)), np.tile(hi, (at.size, 1)), signs, weights[at],
+                                  None, None, np.zeros(at.size, bool), inherited)
+            out[at[(margin > 0) & (kind[at] == RELU_BETA)]] = RELU_CROWN
+    except Invalid:
+        return kind
+    return out
+
+
 def build_certificate(model_path: str, spec_path: str, proofs: dict[tuple[int, int], Any],
-                      relu_widths: tuple[int, ...], version: str, spec: Any = None) -> Certificate:
+                      relu_widths: tuple[int, ...], version: str, spec: Any = None, prune: bool = True,
+                      intermediate: Optional[dict[int, Any]] = None) -> Certificate:
     roots = []
     for (p, c), proof in sorted(proofs.items()):
-        if isinstance(proof, TreeProof):
+        if isinstance(proof, ReluTreeProof):
+            roots.append(relu_root(p, c, proof, model_path, spec, prune, (intermediate or {}).get(p, ())))
+        elif isinstance(proof, TreeProof):
             if spec is not None:
                 from verifier.certificate.network import UnsupportedModel
 
@@ -108,15 +183,16 @@ def build_certificate(model_path: str, spec_path: str, proofs: dict[tuple[int, i
             code = {"ibp": IBP, "crown": CROWN}.get(proof.method, ALPHA)
             roots.append(RootProof(p, c, np.array([-1]), np.zeros(1), np.array([code]), np.eye(proof.rows)))
     return Certificate(sha256_file(model_path), sha256_file(spec_path), tuple(roots), relu_widths,
-                       {"verifier": version})
+                       {"verifier": version}, dict(intermediate or {}))
 
 
 def write_and_check(path: str, model_path: str, spec_path: str, proofs: dict[tuple[int, int], Any],
-                    relu_widths: tuple[int, ...], version: str, check: bool, spec: Any = None) -> dict[str, Any]:
+                    relu_widths: tuple[int, ...], version: str, check: bool, spec: Any = None,
+                    intermediate: Optional[dict[int, Any]] = None) -> dict[str, Any]:
     """Write the certificate; the result JSON's "certificate" object (checked by the independent
     checker when `check`). With `spec`, leaves closed by layer-wise alpha are split until checkable."""
     start = time.monotonic()
-    cert = build_certificate(model_path, spec_path, proofs, relu_widths, version, spec)
+    cert = build_certificate(model_path, spec_path, proofs, relu_widths, version, spec, intermediate=intermediate)
     write_certificate(path, cert)
     report: dict[str, Any] = {"path": path, "leaves": cert.leaves, "bytes": os.path.getsize(path),
                               "write_seconds": round(time.monotonic() - start, 4), "checked": False}
