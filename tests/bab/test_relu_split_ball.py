@@ -116,7 +116,8 @@ def ball_problem(seed: int, p: float, clip: bool, offset: float, dtype: torch.dt
     clipped there too), and the threshold putting the sampled minimum of g over the region at `offset`."""
     gen = torch.Generator().manual_seed(seed)
     n_in = int(torch.randint(4, 11, (1,), generator=gen))
-    widths = [int(torch.randint(3, 9, (1,), generator=gen)) for _ in range(int(torch.randint(1, 4, (1,), generator=gen)))]
+    depth = int(torch.randint(1, 4, (1,), generator=gen))
+    widths = [int(torch.randint(3, 9, (1,), generator=gen)) for _ in range(depth)]
     n_out = int(torch.randint(2, 5, (1,), generator=gen))
     k = int(torch.randint(1, 4, (1,), generator=gen))
     graph = mlp(gen, n_in, widths, n_out, dtype)
