@@ -41,7 +41,6 @@ def test_threshold_sets_the_exit_code(tiny):
 
 @pytest.mark.parametrize("args, match", [
     (("--eps", "0.1", "--norm", "l3"), "choose linf, l2 or l1"),
-    (("--eps", "0.1", "--norm", "l2", "--cascade", "bab"), "branch and bound is L-inf only"),
     (("--eps", "0.1", "--eps-sweep", "0:0.1:2"), "exactly one of"),
     ((), "exactly one of"),
     (("--eps", "x"), "cannot read 'x'"),

@@ -58,7 +58,6 @@ def test_module_matches_the_cli_on_its_onnx_file(tmp_path, norm, eps):
     ({"eps": -1.0}, "eps must be"),
     ({"eps": 0.1, "norm": "l7"}, "choose linf"),
     ({"eps": 0.1, "mean": [0.5]}, "go together"),
-    ({"eps": 0.1, "cascade": "bab", "norm": "l2"}, "L-inf only"),
 ])
 def test_bad_arguments_raise_input_error(kwargs, match):
     net = nn.Sequential(nn.Linear(4, 3))

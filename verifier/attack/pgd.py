@@ -184,7 +184,8 @@ def _keep_best(best_x: torch.Tensor, best_obj: torch.Tensor, x: torch.Tensor, ob
 
 def box_descent(graph: Graph, x: torch.Tensor, xl: torch.Tensor, xu: torch.Tensor, C: torch.Tensor, d: torch.Tensor,
                 steps: int, penalty: Optional[tuple[dict[str, torch.Tensor], float]] = None,
-                homotopy: bool = False) -> torch.Tensor:
+                homotopy: bool = False,
+                move: Optional[Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = None) -> torch.Tensor:
     """A few projected sign-gradient steps on the clause max_i (C_i·f(x) + d_i) from x (M, n), in the box
     [xl, xu] ((1, n), or (M, n): one box per start); the best point per start (by the clause on the real
     network: any violating point will do). Steps follow a cosine schedule from 0.1 of the box's width.
@@ -194,7 +195,9 @@ def box_descent(graph: Graph, x: torch.Tensor, xl: torch.Tensor, xu: torch.Tenso
     violation of start i's decisions. With a penalty or homotopy the step shrinks to 1e-5 of the box (not
     1e-3): a region fenced in by decisions can be narrow, and a sign step moves every coordinate at once.
     homotopy: descend the leaky network of `homotopy_leak` (affine at first, the real one from 80% of the
-    steps)."""
+    steps).
+    move(x, grad, rate): the projected step to take instead of the box's signed one (over an Lp ball's
+    region, `verifier.bab.region`), rate being the schedule's fraction of the region's size."""
     if x.shape[0] == 0:
         return x
     width = xu - xl
@@ -225,5 +228,8 @@ def box_descent(graph: Graph, x: torch.Tensor, xl: torch.Tensor, xu: torch.Tenso
             break
         (grad,) = torch.autograd.grad(loss.sum(), x)
         lr = 0.1 * 0.5 * (1 + math.cos(math.pi * step / steps)) + (1e-3 if penalty is None and not homotopy else 1e-5)
-        x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), xl), xu)
+        if move is not None:
+            x = move(x.detach(), grad, lr)
+        else:
+            x = torch.minimum(torch.maximum(x.detach() - lr * width * grad.sign(), xl), xu)
     return best_x

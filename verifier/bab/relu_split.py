@@ -33,6 +33,11 @@ are tried in a quick bound of both children each and the one with the best worse
 smart branching). Each open domain is split on its
 chosen neuron into two children. Domains are processed depth first, `batch_size` at a time.
 
+Over an Lp ball (`ball`: the input set is ball ∩ box, see `verifier.bab.region`) nothing changes but
+the input: split decisions are the same, every linear bound (objective and pre-activation) is
+concretised over the ball by the dual norm as well as over the box (`box.concretize_lower`), and the
+attacks start, step and project in ball ∩ box.
+
 Counterexamples: the input minimising each open domain's linear lower bound (of its best row) is a
 candidate; a few projected sign-gradient steps on the clause (over the whole box: a counterexample
 need not respect any split) refine it, and those meeting the clause on our graph are replayed through
@@ -50,8 +55,10 @@ import torch
 from verifier.attack.pgd import box_descent, clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
 from verifier.bab.memory import release_cached_memory
+from verifier.bab.region import InputRegion
 from verifier.bounds.adam import Adam
 from verifier.bounds.backward import rule_for
+from verifier.bounds.ball import LpBall
 from verifier.bounds.box import Box, concretize_lower, input_box, objective_matrix, on_device_of
 from verifier.bounds.crown import relaxed_inputs
 from verifier.bounds.layerwise import layer_bounds
@@ -220,9 +227,10 @@ class RootBounds:
     the thin-proof rechecks on first need."""
 
     def __init__(self, graph: Graph, lower: Tensor, upper: Tensor, deadline: float,
-                 config: ReluSplitConfig = ReluSplitConfig()) -> None:
+                 config: ReluSplitConfig = ReluSplitConfig(), ball: Optional[LpBall] = None) -> None:
         self.graph = on_device_of(graph, lower)
         self.xl, self.xu = lower.reshape(1, -1), upper.reshape(1, -1)
+        self.region = InputRegion(self.xl, self.xu, None if ball is None else ball.like(self.xl))
         self.layers = list(relaxed_inputs(self.graph))
         self.optimise = (config.root_intermediate_iterations, config.lr_alpha, deadline)
         self._boxes: dict[torch.dtype, dict[str, Box]] = {}
@@ -230,8 +238,9 @@ class RootBounds:
     def boxes(self, dtype: torch.dtype) -> dict[str, Box]:
         if dtype not in self._boxes:
             graph = self.graph if dtype == self.xl.dtype else self.graph.to(self.xl.device, dtype)
-            self._boxes[dtype] = layer_bounds(graph, self.xl.to(dtype), self.xu.to(dtype), self.layers, None, -1,
-                                               None, optimise=self.optimise)
+            region = self.region.to(dtype)
+            self._boxes[dtype] = layer_bounds(graph, region.xl, region.xu, self.layers, None, -1,
+                                               None, optimise=self.optimise, ball=region.balls(1))
         return self._boxes[dtype]
 
 
@@ -240,6 +249,7 @@ def relu_split_bab(
     is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig = ReluSplitConfig(),
     root: Optional[RootBounds] = None, tick: Optional[Callable[[int, int, float], None]] = None,
     recorder: Optional[Any] = None,
+    ball: Optional[LpBall] = None,
 ) -> BabOutcome:
     """Decide whether some x in [lower, upper] meets every row of C·f(x) + d <= 0.
 
@@ -250,9 +260,13 @@ def relu_split_bab(
     timeout / unknown: undecided (the margin is the worst open lower bound).
     `tick(domains bounded, domains open, worst open bound)` is called after every batch (progress display).
     `recorder` (verifier.certificate.relu_recorder.ReluSplitRecorder) is told every proved domain (certificates).
+    ball: the input set is ball ∩ [lower, upper] (an `LpBall` of batch 1 whose centre lies in the box);
+    `root` must then have been made with the same ball.
     """
-    root = root if root is not None else RootBounds(graph, lower, upper, deadline, config)
-    search = _Search(graph, lower, upper, C, d, deadline, is_counterexample, config, root)
+    root = root if root is not None else RootBounds(graph, lower, upper, deadline, config, ball)
+    if (root.region.ball is None) != (ball is None):
+        raise ValueError("the root bounds and the search must share the input set (ball or not)")
+    search = _Search(graph, lower, upper, C, d, deadline, is_counterexample, config, root, ball)
     if recorder is not None:
         recorder.begin(search.layers, search.relu_of, search.C0.shape[0], config.mix_rows)
         search.recorder = recorder
@@ -261,9 +275,12 @@ def relu_split_bab(
 
 class _Search:
     def __init__(self, graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, deadline: float,
-                 is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig, root: RootBounds) -> None:
+                 is_counterexample: Callable[[Tensor], bool], config: ReluSplitConfig, root: RootBounds,
+                 ball: Optional[LpBall] = None) -> None:
         self.graph = on_device_of(graph, lower)
         self.xl, self.xu = lower.reshape(1, -1), upper.reshape(1, -1)
+        self.region = InputRegion(self.xl, self.xu, None if ball is None else ball.like(self.xl))
+        self.ball = self.region.ball  # None: the plain box
         self.C0, self.d0 = C.to(lower), d.to(lower)  # the clause itself (counterexample checks)
         self.C, self.d = with_convex_mixtures(self.C0, self.d0) if config.mix_rows else (self.C0, self.d0)
         self.deadline = deadline
@@ -292,7 +309,7 @@ class _Search:
         if not self.layers:
             return BabOutcome("unknown", None, -math.inf, 0, "no relu to split on")
         if self.C0.shape[0] == 0:  # the clause always holds: any point of the box is a counterexample
-            centre = ((self.xl + self.xu) / 2)[0]
+            centre = self.region.centre()
             if self.is_counterexample(centre):
                 return BabOutcome("sat", centre, -math.inf, 0)
             return BabOutcome("unknown", None, -math.inf, 0, "the box's centre did not replay")
@@ -353,7 +370,7 @@ class _Search:
     def _step(self, doms: _Domains, iterations: int) -> tuple[Optional[BabOutcome], _Domains]:
         """Bound a batch, drop its proved domains, look for counterexamples, split the rest."""
         b = _bound(self.graph, self.xl, self.xu, self.C, self.d, doms, self.layers, self.relu_of, self.config,
-                   iterations, self.deadline)
+                   iterations, self.deadline, ball=self.ball)
         self.domains += len(doms)
         row_margin = b.lb + b.d  # (N, k)
         margin, best_row = row_margin.max(dim=1)
@@ -389,22 +406,23 @@ class _Search:
         (`box_descent` with a penalty on violated decisions). Those meeting the clause on our graph are replayed."""
         steps = self.config.attack_steps if steps is None else steps
         a = A_input.gather(1, best_row.view(-1, 1, 1).expand(-1, 1, A_input.shape[2])).squeeze(1)
-        x = torch.where(a > 0, self.xl, self.xu)
+        x = torch.where(a > 0, self.xl, self.xu) if self.ball is None else self.region.minimiser(a)
         if extra is not None:
-            x = torch.cat([torch.minimum(torch.maximum(extra, self.xl), self.xu), x])
+            x = torch.cat([self.region.project(extra), x])
         worst = margin.argsort()[: self.config.attack_candidates]
         starts = x[worst] if extra is None else x
         if random_starts:
             starts = torch.cat([starts, self._uniform(random_starts)])
         if steps:
-            x = torch.cat([x, box_descent(self.graph, starts, self.xl, self.xu, self.C0, self.d0, steps)])
+            x = torch.cat([x, box_descent(self.graph, starts, self.xl, self.xu, self.C0, self.d0, steps,
+                                          move=self._move())])
         started = time.monotonic()
         elapsed = started - self.began
         if signs is not None and self.config.domain_attack_steps and elapsed >= self.config.domain_attack_after \
                 and self.attack_seconds <= self.config.domain_attack_share * elapsed:
             x = torch.cat([x, self._domain_attack(x[worst], worst, signs)])
             self.attack_seconds += time.monotonic() - started
-        x = torch.minimum(torch.maximum(x, self.xl), self.xu)  # averages may leave the box by rounding
+        x = self.region.project(x)  # averages may leave the box by rounding
         with torch.no_grad():
             obj = clause_objective(self.graph.forward(x).reshape(x.shape[0], -1),
                                    self.C0.expand(x.shape[0], -1, -1), self.d0.expand(x.shape[0], -1))
@@ -418,8 +436,11 @@ class _Search:
         return None
 
     def _uniform(self, n: int) -> Tensor:
-        t = torch.rand((n, self.xl.shape[1]), generator=self.gen, dtype=self.xl.dtype).to(self.xl.device)
-        return self.xl + t * (self.xu - self.xl)
+        return self.region.uniform(n, self.gen)
+
+    def _move(self) -> Optional[Callable[[Tensor, Tensor, float], Tensor]]:
+        """The attacks' projected step: None (box_descent's own signed step) for the plain box."""
+        return None if self.ball is None else self.region.step
 
     def _domain_attack(self, minimisers: Tensor, worst: Tensor, signs: dict[str, Tensor]) -> Tensor:
         """Sign-gradient descent on the clause plus `domain_penalty` x the violation of each domain's split
@@ -431,7 +452,7 @@ class _Search:
         owner = worst.repeat(1 + r)
         held = {n: s[owner] for n, s in signs.items() if bool(s[owner].any())}
         return box_descent(self.graph, starts, self.xl, self.xu, self.C0, self.d0, self.config.domain_attack_steps,
-                    penalty=(held, self.config.domain_penalty), homotopy=True)
+                    penalty=(held, self.config.domain_penalty), homotopy=True, move=self._move())
 
     # --- branching ------------------------------------------------------------------------------
 
@@ -501,7 +522,8 @@ class _Search:
         with torch.no_grad():
             lb, _, _ = _objective(self.graph, self.xl.expand(n, -1), self.xu.expand(n, -1), self.C,
                                   {name: (every.lower[name], every.upper[name]) for name in self.layers},
-                                  every.alpha, _signed_beta(every.beta, every.sign) if self.config.beta else {})
+                                  every.alpha, _signed_beta(every.beta, every.sign) if self.config.beta else {},
+                                  ball=self.region.balls(n))
         value = (lb + self.d).max(dim=1).values.view(K2, 2, M).min(dim=1).values.T  # (M, K)
         value = torch.where(top_score >= 0, torch.nan_to_num(value, nan=-math.inf), torch.full_like(value, -math.inf))
         best = value.argmax(dim=1)
@@ -534,7 +556,7 @@ class _Search:
             its = self.config.settle_iterations  # a larger step decaying 100-fold: converge, not hover
             settle = replace(self.config, lr_beta=self.config.lr_beta * 4, lr_decay=0.01 ** (1 / its))
             b2 = _bound(self.graph, self.xl, self.xu, self.C, self.d, sub, self.layers, self.relu_of, settle,
-                        its, self.deadline, mix_of, primal=True)
+                        its, self.deadline, mix_of, primal=True, ball=self.ball)
             self.domains += idx.numel()
             margin = (b2.lb + b2.d).max(dim=1).values
             margin = self._recheck_thin_proofs(sub, b2, margin)
@@ -578,17 +600,18 @@ class _Search:
         idx = thin.nonzero().flatten()
         g64 = self.graph.to(margin.device, torch.float64)
         xl, xu = self.xl.double().expand(idx.numel(), -1), self.xu.double().expand(idx.numel(), -1)
+        balls = self.region.balls(idx.numel(), like=xl)
         signs = {n: doms.sign[n][idx] for n in self.layers}
         betas = {n: t[idx] for n, t in b.beta.items()} if self.config.beta else {}
         root = {n: (lo.expand(idx.numel(), *lo.shape[1:]), up.expand(idx.numel(), *up.shape[1:]))
                 for n, (lo, up) in self._root64().items()}
         with torch.no_grad():
-            boxes = layer_bounds(g64, xl, xu, self.layers, root, -1, signs)
+            boxes = layer_bounds(g64, xl, xu, self.layers, root, -1, signs, ball=balls)
             empty = _empty(boxes, self.layers)
             # b.C is (k, m) for the plain rows, (1 or N, k, m) with a learned mixture: index domains only then
             C = (b.C[idx] if b.C.dim() == 3 and b.C.shape[0] > 1 else b.C).double()
             lb, _, _ = _objective(g64, xl, xu, C, boxes, {r: b.alpha[r][idx].double() for r in self.relu_of},
-                                  _signed_beta(betas, signs, torch.float64))
+                                  _signed_beta(betas, signs, torch.float64), ball=balls)
             exact = (lb + b.d[idx].double()).max(dim=1).values
         ok = empty | (exact > 0)
         # agreed: keep the float margin, but never above float64's (empty: +inf, set by the caller)
@@ -603,7 +626,8 @@ class _Search:
 
 def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Domains, layers: list[str],
            relu_of: dict[str, str], config: ReluSplitConfig, iterations: int, deadline: float,
-           mix_of: Optional[tuple[Tensor, Tensor]] = None, primal: bool = False) -> _Bounded:
+           mix_of: Optional[tuple[Tensor, Tensor]] = None, primal: bool = False,
+           ball: Optional[LpBall] = None) -> _Bounded:
     """Refresh the domains' pre-activation bounds, then optimise alpha/beta for the rows C·f(x) + d.
 
     mix_of = (C0, d0): one more row, lam·(C0 f(x) + d0) with lam = softmax(w) in the simplex optimised
@@ -612,9 +636,12 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
     primal: also average the input points minimising the Lagrangian of the best row over the second half
     of the iterations (on a domain where f is affine, this approaches the LP's minimiser: a candidate
     counterexample); returned as `primal`.
+    ball: the input set is ball (batch 1) ∩ [xl, xu].
     """
     n, k = len(doms), C.shape[0]
     XL, XU = xl.expand(n, -1), xu.expand(n, -1)
+    region = InputRegion(xl, xu, ball)
+    balls = region.balls(n)
     with torch.no_grad():
         boxes = {name: (doms.lower[name], doms.upper[name]) for name in layers}
         if config.refresh_intermediate:
@@ -623,7 +650,8 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
                     continue  # nothing after the newest split's layer
                 idx = (doms.start == s).nonzero().flatten()
                 stored = {name: (doms.lower[name][idx], doms.upper[name][idx]) for name in layers}
-                new = layer_bounds(graph, XL[idx], XU[idx], layers, stored, s, None)
+                new = layer_bounds(graph, XL[idx], XU[idx], layers, stored, s, None,
+                                   ball=None if balls is None else balls.take(idx))
                 for name in layers[s + 1:]:
                     l, u = boxes[name]
                     boxes[name] = (l.index_copy(0, idx, new[name][0]), u.index_copy(0, idx, new[name][1]))
@@ -643,7 +671,7 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
 
     def evaluate() -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
         Ck, dk = rows()
-        lb, A_input, A_relu = _objective(graph, XL, XU, Ck, boxes, alpha, _signed_beta(beta, signs))
+        lb, A_input, A_relu = _objective(graph, XL, XU, Ck, boxes, alpha, _signed_beta(beta, signs), ball=balls)
         return lb + dk, Ck, dk, A_input, A_relu
 
     with torch.no_grad():
@@ -667,7 +695,8 @@ def _bound(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, d: Tensor, doms: _Do
                 row = value.detach().argmax(dim=1) if not mix else torch.full_like(value[:, 0], k, dtype=torch.long)
                 a = A_input.detach().flatten(2).expand(n, -1, -1)
                 a = a.gather(1, row.view(-1, 1, 1).expand(-1, 1, a.shape[2])).squeeze(1)
-                x_sum = x_sum + torch.where(a > 0, XL, torch.where(a < 0, XU, (XL + XU) / 2))
+                x_sum = x_sum + (torch.where(a > 0, XL, torch.where(a < 0, XU, (XL + XU) / 2)) if ball is None
+                                 else region.minimiser(a))
                 x_count += 1
             better = _keep_best(best, (best_alpha, best_beta), value.detach(), (alpha, beta))
             if mix:
@@ -724,15 +753,17 @@ def _signed_beta(beta: dict[str, Tensor], signs: dict[str, Tensor], dtype: Optio
 
 
 def _objective(graph: Graph, xl: Tensor, xu: Tensor, C: Tensor, boxes: dict[str, Box],
-               alpha: dict[str, Tensor], beta: dict[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+               alpha: dict[str, Tensor], beta: dict[str, Tensor],
+               ball: Optional[LpBall] = None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Lower bounds (N, k) of C·f(x) over the domains, by one backward pass (differentiable in alpha
     and beta), with the coefficients on the input (N or 1, k, *input_shape) and on each relu's output.
 
     beta holds beta_j * s_j per relu input node: the pass bounds C·f(x) - sum_j beta_j s_j z_j(x), a
-    lower bound of C·f(x) wherever every decision s_j z_j >= 0 holds.
+    lower bound of C·f(x) wherever every decision s_j z_j >= 0 holds. With `ball` (one per domain) the
+    input set is ball ∩ box, and the input's coefficients are concretised over both.
     """
     by_name = graph.by_name
-    box = input_box(graph, xl, xu)
+    box = input_box(graph, xl, xu, ball)
     pending: dict[str, Tensor] = {graph.output_name: objective_matrix(graph, C, box[0])}
     bias: Tensor | float = 0.0
     A_relu: dict[str, Tensor] = {}

@@ -14,6 +14,7 @@ import torch
 
 from verifier.bounds.adam import Adam
 from verifier.bounds.backward import bound_rows
+from verifier.bounds.ball import LpBall
 from verifier.bounds.box import Box, input_box
 from verifier.bounds.crown import tighten_where, unit_rows
 from verifier.bounds.ibp import propagate_intervals
@@ -25,13 +26,15 @@ Tensor = torch.Tensor
 
 def layer_bounds(graph: Graph, xl: Tensor, xu: Tensor, layers: list[str], stored: Optional[dict[str, Box]],
                   start: int, signs: Optional[dict[str, Tensor]],
-                  optimise: Optional[tuple[int, float, float]] = None) -> dict[str, Box]:
+                  optimise: Optional[tuple[int, float, float]] = None,
+                  ball: Optional[LpBall] = None) -> dict[str, Box]:
     """Pre-activation bounds of every relu input node, layer by layer: those of layers <= start taken
     from `stored`, the others the IBP box (of the refined boxes before them) tightened by CROWN on its
     unstable neurons and intersected with `stored` (when given). With `signs`, the split decisions are
     applied by clamping (active: lower >= 0, inactive: upper <= 0). optimise = (iterations, lr,
     deadline): then tighten each layer's unstable neurons further by alpha-CROWN (Adam on the lower
-    slopes of the relus before it, one set per bound)."""
+    slopes of the relus before it, one set per bound). With `ball` (one per batch row) the input set is
+    ball ∩ box, and every backward pass is concretised over both (`box.concretize_lower`)."""
     pos = {name: i for i, name in enumerate(layers)}
 
     def refine(node: Node, ibp_box: Box, boxes: dict[str, Box]) -> Box:
@@ -53,7 +56,7 @@ def layer_bounds(graph: Graph, xl: Tensor, xu: Tensor, layers: list[str], stored
             l, u = clamp_to_splits(l, u, signs[node.name])
         return l, u
 
-    boxes = propagate_intervals(graph, input_box(graph, xl, xu), refine)
+    boxes = propagate_intervals(graph, input_box(graph, xl, xu, ball), refine)
     return {name: boxes[name] for name in layers}
 
 

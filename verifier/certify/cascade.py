@@ -7,8 +7,8 @@ and their time is shared equally among those samples; a sample whose time is use
 
 Over an L1 / L2 ball (`norm`), the region is ball ∩ (the ball's bounding box ∩ clip): the bound stages
 concretise over both (see `verifier.bounds.ball`), PGD takes that norm's steps, a counterexample must lie in
-the exact float64 ball, and branch and bound is not run (`stages_for_norm`): its input splitting is L-inf
-only, and its ReLU splitting runs on boxes.
+the exact float64 ball, and branch and bound is ReLU splitting on ball ∩ box (`ball_bab`; input splitting
+bisects boxes and stays L-inf only).
 """
 from __future__ import annotations
 
@@ -59,11 +59,9 @@ def check_stages(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def stages_for_norm(stages: Sequence[str], norm: str) -> tuple[str, ...]:
-    """The stages that run for this norm: branch and bound is L-inf only (input splitting bisects the box,
-    and the ReLU-split engine bounds boxes), so it is dropped for L1 / L2 balls."""
-    if norm == "linf":
-        return tuple(stages)
-    return tuple(s for s in stages if s != "bab")
+    """The stages that run for this norm: all of them. Over an L1 / L2 ball, branch and bound is ReLU
+    splitting only (`ball_bab`): input splitting bisects boxes."""
+    return tuple(stages)
 
 
 class _Chunk:
@@ -117,6 +115,8 @@ def certify_chunk(net: Network, x: np.ndarray, labels: np.ndarray, indices: Sequ
             _bound(c, stage, who, box, C, ball)
         elif ball is None:
             _bab(c, who, box)
+        else:
+            _ball_bab(c, who, box, C, ball)
     rest = np.flatnonzero(c.open)
     c.close(np.array([i for i in rest if c.spent(i) >= config.timeout], dtype=np.int64), None, TIMEOUT)
     c.close(np.flatnonzero(c.open), None, UNKNOWN)
@@ -204,3 +204,30 @@ def _bab(c: _Chunk, who: np.ndarray, box: tuple) -> None:
             c.close(np.array([i]), None, TIMEOUT)
         else:
             c.close(np.array([i]), None, UNKNOWN)
+
+
+def _ball_bab(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor, ball: LpBall) -> None:
+    """ReLU-split branch and bound over ball ∩ box, one sample at a time, with what is left of its time;
+    only the margin rows no earlier stage proved are searched."""
+    from verifier.certify.ball_bab import BallSample, ball_bab_sample
+
+    lower, upper, lo64, hi64 = box
+    for i in who:
+        left = c.config.timeout - c.spent(i)
+        if left <= 0:
+            c.close(np.array([i]), None, TIMEOUT)
+            continue
+        t = time.monotonic()
+        region = BallSample(lower[i], upper[i], ball.take(torch.tensor([int(i)], device=lower.device)), c.x[i],
+                            c.config.eps, lo64[i], hi64[i])
+        out = ball_bab_sample(c.net, region, int(c.labels[i]), C[i], c.rows_lb[i].copy(), left, c.config.seed)
+        c.charge("bab", np.array([i]), time.monotonic() - t, shared=False)
+        for j, bound in out.rows.items():
+            c.rows_lb[i, j] = max(c.rows_lb[i, j], bound)
+        if out.margin_ub is not None:
+            c.margin_ub[i] = min(c.margin_ub[i], out.margin_ub)
+        verdict = {"verified": VERIFIED, "falsified": FALSIFIED}.get(out.verdict)
+        if verdict is not None:
+            c.close(np.array([i]), "bab", verdict)
+        else:
+            c.close(np.array([i]), None, TIMEOUT if out.verdict == "timeout" else UNKNOWN)

@@ -64,8 +64,6 @@ def _parse(opts: dict[str, Any]) -> CertifyRequest:
 
     norm = parse_norm(opts["norm"])
     stages = stages_for_norm(check_stages(opts["cascade"].split(",")), norm)
-    if not stages:
-        raise InputError(f"--cascade {opts['cascade']}: branch and bound is L-inf only; add pgd, ibp, crown or alpha")
     if (opts["eps"] is None) == (opts["eps_sweep"] is None):
         raise InputError("give exactly one of --eps E and --eps-sweep START:STOP:COUNT")
     radii = (parse_eps(opts["eps"]),) if opts["eps"] is not None else tuple(parse_sweep(opts["eps_sweep"]))
@@ -183,7 +181,8 @@ def _preload_optimiser() -> None:
 @click.option("--eps", help="Radius of the ball in input (pixel) units, e.g. 0.03 or 2/255.")
 @click.option("--eps-sweep", help="START:STOP:COUNT radii, e.g. 0:8/255:9 (a table and, with --plot, a curve).")
 @click.option("--norm", default="linf", show_default=True,
-              help="Perturbation norm: linf, l2 or l1 (l2/l1: no branch and bound; with --clip, ball ∩ box).")
+              help="Perturbation norm: linf, l2 or l1 (l2/l1: branch and bound splits ReLUs only; with --clip, "
+                   "ball ∩ box).")
 @click.option("--mean", help="Per-channel mean, e.g. 0.1307 or 0.4914,0.4822,0.4465; put inside the verified graph.")
 @click.option("--std", help="Per-channel standard deviation (with --mean): the model sees (x - mean) / std.")
 @click.option("--clip", nargs=2, help="Valid input range LO HI; the eps-box is intersected with it (e.g. 0 1).")
