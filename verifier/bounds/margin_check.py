@@ -64,20 +64,27 @@ def allowance(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, semantics: 
     return Allowance(semantic, rounding)
 
 
-def row_allowance(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, semantics: str,
-                  known: Optional[dict[str, Box]] = None) -> Allowance:
-    """The allowances of each row of C (k, m) on its own over one box lower/upper (n,): (k,) tensors,
-    for judging rows one by one (the bound stages, where a clause is proved by any of its rows)."""
-    if not C.shape[0]:
-        empty = torch.zeros(0, dtype=torch.float64, device=C.device)
-        return Allowance(empty, empty)
+def rows_allowance(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, semantics: str,
+                   known: Optional[dict[str, Box]] = None) -> Allowance:
+    """The allowances of each row of C (k, m) or (b, k, m) on its own over each box lower/upper (b, n):
+    (b, k) tensors, for judging rows one by one (the bound stages, where a clause is proved by any of
+    its rows, and certify, where every row must prove)."""
+    if semantics not in SEMANTICS:
+        raise ValueError(f"unknown semantics {semantics!r}")
     with torch.no_grad():
-        err = row_errors(graph, lower.reshape(1, -1), upper.reshape(1, -1), C, known)[0]  # (k,)
+        err = row_errors(graph, lower, upper, C, known)  # (b, k)
         rounding = err
         if not bool(torch.isfinite(err).all()):
-            fallback = _magnitude_rounding(graph, lower.reshape(1, -1), upper.reshape(1, -1))[0]
+            fallback = _magnitude_rounding(graph, lower, upper)[:, None].expand_as(err)
             rounding = torch.where(torch.isfinite(err), err, fallback)
     return Allowance(err if semantics == "float32" else torch.zeros_like(err), rounding)
+
+
+def row_allowance(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor, semantics: str,
+                  known: Optional[dict[str, Box]] = None) -> Allowance:
+    """`rows_allowance` of one box lower/upper (n,): (k,) tensors."""
+    allow = rows_allowance(graph, lower.reshape(1, -1), upper.reshape(1, -1), C, semantics, known)
+    return Allowance(allow.semantic[0], allow.rounding[0])
 
 
 def proves(margin: Tensor, allow: Allowance) -> tuple[Tensor, Tensor]:
