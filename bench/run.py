@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="run only the first N instances")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--semantics", default="real", choices=["real", "float32"],
+                    help="what an unsat holds for (verify --semantics)")
     ap.add_argument("--csv", type=Path, default=None,
                     help="append one row per instance as it finishes; instances already in it are skipped (resume)")
     args = ap.parse_args(argv)
@@ -110,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     for onnx_rel, spec_rel, timeout in rows:
         if (onnx_rel, spec_rel) in done:
             continue
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         if onnx_rel not in models:
             models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
         res = verify(models[onnx_rel], str(bench / spec_rel), timeout=float(timeout) * args.timeout_scale,
-                     method=args.method, device=args.device, bab=args.bab)
-        wall = time.monotonic() - t0
+                     method=args.method, device=args.device, bab=args.bab, semantics=args.semantics)
+        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         walls.append(wall)
         exp = expected.get((onnx_rel, spec_rel), "?")
         wrong = is_wrong(res.verdict, exp)
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         flag = "  <-- WRONG" if wrong else ""
         msg = f" ({res.message})" if res.verdict == "error" else ""
         print(f"{onnx_rel:40s} {spec_rel:32s} {res.verdict:8s} {res.method or '-':6s} exp={exp:8s} "
-              f"{wall:7.2f}s{flag}{msg}", flush=True)
+              f"{wall:7.2f}s cpu {cpu:7.2f}s domains {(res.bab or {}).get('domains', 0):7d}{flag}{msg}", flush=True)
     print("-" * 100)
     counts = " ".join(f"{k}={tally[k]}" for k in ("unsat", "sat", "unknown", "timeout", "error", "WRONG"))
     print(f"instances={len(walls)} {counts}")

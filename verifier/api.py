@@ -192,6 +192,29 @@ def bound_rows(problem: Problem, lower: Any, upper: Any, C: np.ndarray, d: np.nd
     return lb, ub, used
 
 
+def _judged(problem: Problem, index: int, bounds: ObjectiveBounds, semantics: str) -> ObjectiveBounds:
+    """The bounds with every row lower bound that does not prove (`margin_check.proves`: above the float32
+    error bound under float32 semantics, and clear of the bound's rounding) lowered to at most 0, so that
+    the stage proves a clause only by rows that prove; those left go to branch and bound."""
+    import torch
+
+    from verifier.bounds.margin_check import proves, row_allowance
+
+    from verifier.bounds.crown import intermediate_bounds
+
+    prop = problem.spec.properties[index]
+    if not prop.clauses or not bool(np.any(bounds.lb > 0)):
+        return bounds  # nothing that would prove: nothing to judge
+    lower, upper, _ = _tensors(prop, problem)
+    C = torch.as_tensor(np.concatenate([c.C for c in prop.clauses]), device=problem.device, dtype=problem.dtype)
+    with torch.no_grad():
+        known = intermediate_bounds(problem.graph, lower[None], upper[None])
+    allow = row_allowance(problem.graph, lower, upper, C, semantics, known)
+    lb = torch.as_tensor(bounds.lb, device=problem.device).to(problem.dtype)  # exact: computed in that dtype
+    ok = proves(lb, allow)[0].cpu().numpy()
+    return replace(bounds, lb=np.where(ok, bounds.lb, np.minimum(bounds.lb, 0.0)))
+
+
 def _margin(row_lb: np.ndarray, row_clause: np.ndarray, n_clauses: int) -> float:
     """min over clauses of max over its rows of the lower bound: > 0 proves no clause can hold."""
     if n_clauses == 0:
@@ -240,8 +263,10 @@ def verify(model: Any, spec: Any, progress: ProgressFn | None = None, **options:
     start = time.monotonic()
     times: dict[str, float] = {}
     names = (str(getattr(model, "path", model)), str(getattr(spec, "source", spec)))
+    semantics = "real"  # what the result claims (options may fail to parse)
     try:
         opts = options.pop("options", None) or make_options(**options)
+        semantics = opts.semantics
         deadline = _Deadline(opts.timeout, start)
         report = Reporter(progress, start, opts.timeout)
         report("load")
@@ -262,7 +287,7 @@ def verify(model: Any, spec: Any, progress: ProgressFn | None = None, **options:
         result = Result(UNKNOWN, message=f"out of memory ({type(err).__name__}): this model's bounds need more "
                                          "memory than the device has; try --preset fast, or --device cpu")
     times["total"] = time.monotonic() - start
-    return replace(result, times=times, model=names[0], spec=names[1])
+    return replace(result, times=times, model=names[0], spec=names[1], semantics=semantics)
 
 
 # Stages in the order they run; an unsat verdict names the strongest stage any property needed.
@@ -359,7 +384,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
             break
         # Input splitting re-bounds every box anyway: alpha-CROWN's iterations at the root buy little there.
         skip = ("alpha",) if _bab_mode(problem, opts) == "input" else ()
-        bounds = bound_property(problem, i, opts.method, deadline, skip)
+        bounds = _judged(problem, i, bound_property(problem, i, opts.method, deadline, skip), opts.semantics)
         n_clauses = len(problem.spec.properties[i].clauses)
         margin = _margin(bounds.lb, bounds.row_clause, n_clauses)
         proven = margin > 0
@@ -388,9 +413,10 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
         t = time.monotonic()
         if mode == "input":
             outcomes, result = _branch_and_bound(problem, outcomes, open_clauses, deadline, report, opts.seed,
-                                                 bab, proofs)
+                                                 bab, proofs, opts.semantics)
         else:
-            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab, proofs)
+            outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab, proofs,
+                                           opts.semantics)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -455,7 +481,7 @@ def _accepting(problem: Problem, index: int, clause_index: int, found: list[Coun
 def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                       deadline: _Deadline, report: Reporter = SILENT, seed: int = 0,
                       stats: dict[str, int] | None = None, proofs: dict[tuple[int, int], Any] | None = None,
-                      ) -> tuple[list[PropertyOutcome], Result | None]:
+                      semantics: str = "real") -> tuple[list[PropertyOutcome], Result | None]:
     """Input-split BaB on every open (box, clause) root, sharing the time round-robin in doubling
     slices, so that a root with a counterexample is not starved by a hard unsat root before it.
     Unsat needs every root; the first replayed counterexample ends the run. An undecided property's
@@ -466,7 +492,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
 
     # A GPU wants far bigger batches than a 2-core CPU to be busy; memory is no concern for few inputs.
     gpu = str(problem.device).startswith("cuda")
-    base = InputSplitConfig(batch_size=16384 if gpu else 2048, seed=seed)
+    base = InputSplitConfig(batch_size=16384 if gpu else 2048, seed=seed, semantics=semantics)
     # A portfolio per root, sharing its time; the first to decide wins. Which dims to split is
     # instance-dependent (on ACAS Xu, weight 1.0 proves 1_4 prop_1 in 677 boxes where 0.3 times out,
     # and 0.3 proves 2_7 prop_1 in 2k boxes where 1.0 needs 14k); and on steep networks CROWN's
@@ -558,14 +584,15 @@ def _relu_recorder() -> Any:
 
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                 deadline: _Deadline, seed: int = 0, report: Reporter = SILENT, stats: dict[str, int] | None = None,
-                proofs: dict[tuple[int, int], Any] | None = None) -> tuple[list[PropertyOutcome], Result | None]:
+                proofs: dict[tuple[int, int], Any] | None = None, semantics: str = "real",
+                ) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all. An
     undecided property's margin is the search's worst open bound once every open clause was searched
     (the root bound otherwise); `stats` gets the domains bounded. With `proofs`, each search records its
     proved domains, and each unsat root's go there (certificates)."""
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
-    config = ReluSplitConfig(seed=seed)
+    config = ReluSplitConfig(seed=seed, semantics=semantics)
     updated = list(outcomes)
     n_roots = sum(len(open_clauses[i]) for i, o in enumerate(outcomes) if o.verdict == UNKNOWN)
     before = {"domains": 0, "roots_done": 0}  # totals of the roots already searched

@@ -17,7 +17,7 @@ from verifier.commands.common import CONTEXT  # noqa: F401 - re-exported for old
 from verifier.commands.common import fail as _fail
 from verifier.commands.common import guarded as _guarded
 from verifier.commands.common import set_threads as _set_threads
-from verifier.config import BAB_MODES, DEVICES, METHODS
+from verifier.config import BAB_MODES, DEVICES, METHODS, SEMANTICS
 from verifier.runner.settings import PRESETS, preset_engine_options
 
 
@@ -105,10 +105,13 @@ def _common_spec_optional(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--certificate", type=click.Path(dir_okay=False),
               help="On unsat, write a certificate here (check it with `verifier check-cert`).")
 @click.option("--check-certificate", is_flag=True, help="Also check the certificate with the independent checker.")
+@click.option("--semantics", type=click.Choice(SEMANTICS), default="real", show_default=True,
+              help="What an unsat holds for: real (the real-valued network) or float32 (also the network "
+                   "evaluated in IEEE float32, in any summation order).")
 def verify(model: str, spec: str | None, timeout: float, method: str, device: str, threads: int, no_check: bool,
            as_json: bool, bab: str, seed: int, preset: str, results_file: str | None, networks: tuple[str, ...],
            strict_types: bool, float_as_real: bool, quiet: bool, certificate: str | None = None,
-           check_certificate: bool = False) -> None:
+           check_certificate: bool = False, semantics: str = "real") -> None:
     """Verify one VNN-LIB spec on one ONNX model: unsat (holds) / sat (counterexample) / unknown.
 
     Also the VNN-LIB standard form `verify QUERY --network NAME=NET.onnx [--timeout S]`: the first stdout
@@ -134,7 +137,7 @@ def verify(model: str, spec: str | None, timeout: float, method: str, device: st
         from verifier.standard import verify_standard
 
         _set_threads(threads)
-        options = dict(engine, device=device, seed=seed, check_model=not no_check)
+        options = dict(engine, device=device, seed=seed, check_model=not no_check, semantics=semantics)
         if certificate:
             options.update(certificate=certificate, check_certificate=check_certificate)
         if standard:

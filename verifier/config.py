@@ -10,6 +10,7 @@ from typing import Optional
 METHODS = ("auto", "ibp", "crown", "alpha")
 DEVICES = ("auto", "cpu", "cuda")
 BAB_MODES = ("auto", "input", "relu", "none")
+SEMANTICS = ("real", "float32")  # what an unsat holds for (see verifier.bounds.margin_check)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class VerifyOptions:
     strong_attack_share: float = 0.1
     certificate: Optional[str] = None  # write an unsat certificate here (input-split and bound-stage proofs)
     check_certificate: bool = False  # and check it with the independent checker
+    # real: an unsat holds for the real-valued network; float32: also for the network evaluated in IEEE
+    # float32 in any summation order (proved margins must exceed a float32 error bound).
+    semantics: str = "real"
 
     def __post_init__(self) -> None:
         from verifier.errors import InputError
@@ -58,6 +62,8 @@ class VerifyOptions:
             raise InputError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.bab not in BAB_MODES:
             raise InputError(f"unknown bab mode {self.bab!r}; choose one of {', '.join(BAB_MODES)}")
+        if self.semantics not in SEMANTICS:
+            raise InputError(f"unknown semantics {self.semantics!r}; choose one of {', '.join(SEMANTICS)}")
         if self.dtype not in ("float32", "float64"):
             raise InputError(f"unknown dtype {self.dtype!r}; choose float32 or float64")
         if not self.timeout > 0:

@@ -14,7 +14,8 @@ EXIT_BAD_INPUT = 3
 EXIT_INTERNAL = 4
 
 JSON_SCHEMA = "verifier.result/1"
-# What a proof is for: bounds are computed for the real-valued network (float32/64 declarations are read as real).
+# What a proof is for by default: the real-valued network (float32/64 declarations are read as real);
+# `semantics="float32"` proves the network evaluated in float32 too (Result.semantics).
 SEMANTICS = "real"
 
 
@@ -52,6 +53,7 @@ class Result:
     exit_code_override: int | None = None  # bad input (3) vs internal error (4) for `error`
     bab: dict[str, int] | None = None  # when branch and bound ran: domains bounded (and open ones left)
     certificate: dict[str, Any] | None = None  # {"path", "leaves", "checked", ...} when one was asked for
+    semantics: str = SEMANTICS  # real | float32: what an unsat holds for
 
     @property
     def exit_code(self) -> int:
@@ -82,6 +84,6 @@ class Result:
             "properties": [asdict(p) for p in self.properties],
             "bab": None if self.bab is None else dict(self.bab),
             "message": self.message,
-            "semantics": SEMANTICS,
+            "semantics": self.semantics,
             **({"certificate": self.certificate} if self.certificate is not None else {}),
         }

@@ -20,6 +20,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tests.bab.nets import Net, clause_value, exact_min, local_min, random_net
+from verifier.bounds.margin_check import allowance
 from verifier.bab import input_split
 from verifier.bab.input_split import (
     BabOutcome, InputSplitConfig, InputSplitSearch, clip_boxes, input_split_bab, with_convex_mixtures,
@@ -246,7 +247,7 @@ def test_a_point_box_is_decided_at_once() -> None:
         assert out.domains == 1
 
 
-# Reported: float32 proofs whose margin exceeds recheck_below (an absolute 1e-3) are never re-done in
+# Reported: float32 proofs whose margin exceeded recheck_below (then an absolute 1e-3) were never re-done in
 # float64, but float32 rounding of a bound grows with the magnitudes in it (outputs ~3e4 here; inputs
 # ~1e4 in the second case, where the convex-dual margin cancels A·x terms of that size). Both are
 # instances whose exact optimum is a violation, proved "unsat" in float32.
@@ -348,7 +349,7 @@ def test_clipping_keeps_every_violating_point(inst: Instance, dtype: torch.dtype
     lo, hi = l.double().numpy(), u.double().numpy()  # the boxes as the dtype holds them
     graph = inst.net.graph(dtype)
     _, A, rows = input_split._margins(graph, l, u, C, d, InputSplitConfig())
-    slack = input_split.proof_threshold(graph, l, u, InputSplitConfig())[:, None, None]
+    slack = input_split.clip_slack(allowance(graph, l, u, t(inst.C), "real")).to(l)[:, None, None]
     l2, u2, empty = clip_boxes(l, u, A, rows, slack)
     assert bool(((l2 >= l) & (u2 <= u)).all())
     for b in range(len(lo)):

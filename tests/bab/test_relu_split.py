@@ -218,8 +218,8 @@ def test_float32_with_float64_recheck_stays_sound(seed: int) -> None:
 def test_float64_recheck_of_every_proof_with_multi_row_clauses(seed: int, rows: int) -> None:
     """Regression: the recheck indexed the clause's (k, m) rows by domain index (IndexError, or rows of
     the wrong count against the slopes) when a clause had several rows. Rechecking every proof
-    (recheck_below = inf) over many domains exercises it on every clause shape."""
-    config = replace(FAST, recheck_below=math.inf, batch_size=16)
+    (recheck_all) over many domains exercises it on every clause shape."""
+    config = replace(FAST, recheck_all=True, batch_size=16)
     for offset in (-0.01, 0.01):
         p = make_problem(600 + 10 * rows + seed, offset=offset, dtype=torch.float32, rows=rows)
         assert p.C.shape[0] == rows

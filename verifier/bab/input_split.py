@@ -22,6 +22,7 @@ from verifier.bounds.box import Box
 from verifier.bounds.crown import crown_with_input_coefficients, intermediate_bounds, relaxed_inputs
 from verifier.bounds.forward import forward_boxes
 from verifier.bounds.layerwise import layer_bounds
+from verifier.bounds.margin_check import Allowance, allowance, proves
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
@@ -41,8 +42,7 @@ class InputSplitConfig:
     objective_alpha: int = 5  # Adam steps on the objective's relu slopes for boxes CROWN leaves open
     objective_alpha_lr: float = 0.3
     objective_alpha_after: int = 4096  # boxes bounded before it starts
-    recheck_below: float = 1e-3  # proofs with a smaller margin (or relatively small, see
-    #                              _recheck_thin_proofs) are re-done in float64 before they count
+    semantics: str = "real"  # real | float32: what a proof must hold for (see verifier.bounds.margin_check)
     clip: bool = True  # shrink each open box to the part where every row's linear lower bound is <= 0
     samples_per_step: int = 4096  # random points of the open region tried as counterexamples per batch
     box_attack: int = 8  # the worst open boxes per batch attacked inside themselves (homotopy descent)
@@ -91,6 +91,7 @@ class InputSplitSearch:
         self.I = recorder.root(lower) if recorder is not None else None  # node ids of the open boxes
         self.batch_ids: Optional[Tensor] = None  # ids of the batch being bounded
         self.rows_mix = _mixture_weights(C.shape[0], config.mix_rows)
+        self.C0 = C  # the clause's own rows: their float32 error bounds also bound the mixtures'
         if config.mix_rows:
             C, d = with_convex_mixtures(C, d)
         self.graph, self.C, self.d, self.config = graph, C, d, config
@@ -168,22 +169,24 @@ class InputSplitSearch:
         take = l.shape[0]
         if self.domains < cfg.objective_alpha_after:  # easy roots end before they would pay for it
             cfg = replace(cfg, objective_alpha=0)
-        sink: Optional[dict[str, Any]] = {} if self.rec is not None else None
+        sink: dict[str, Any] = {}
         margin, A, rows = _margins(self.graph, l, u, C, d, cfg, self.until, sink)
         self.domains += take
-        margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg)
+        allow = allowance(self.graph, l, u, self.C0, cfg.semantics, sink.get("boxes")) if self.C0.shape[0] else None
+        if allow is not None:
+            margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg, allow)
         open_ = ~(margin > 0)
         if not bool(open_.all()):
             self.proved = min(self.proved, float(margin[~open_].min()))
         ids = self.batch_ids
         if self.rec is not None:
-            _record_proved(self.rec, ids, open_, sink or {}, self.graph, cfg.intermediate == "alpha")
+            _record_proved(self.rec, ids, open_, sink, self.graph, cfg.intermediate == "alpha")
             ids = ids[open_]
         if not bool(open_.any()):
             return None
         l, u, margin, A, rows = l[open_], u[open_], margin[open_], A[open_], rows[open_]
-        if cfg.clip and C.shape[0]:
-            slack = proof_threshold(self.graph, l, u, cfg)[:, None, None]
+        if cfg.clip and C.shape[0] and allow is not None:
+            slack = clip_slack(allow.index(open_)).to(l)[:, None, None]
             l0, u0 = l, u
             l, u, empty = clip_boxes(l, u, A, rows, slack)
             if self.rec is not None:
@@ -344,21 +347,11 @@ def clip_boxes(l: Tensor, u: Tensor, A: Tensor, rows: Tensor, tolerance: Tensor 
     return torch.where(empty.unsqueeze(1), l, l2), torch.where(empty.unsqueeze(1), u, u2), empty
 
 
-def proof_threshold(graph: Graph, l: Tensor, u: Tensor, config: InputSplitConfig) -> Tensor:
-    """Per box (b,), the margin below which a bound of this dtype may owe its sign to rounding.
-
-    The rounding of a float32 bound grows with the magnitudes of the values the network computes on
-    the box, which IBP bounds cheaply: max(recheck_below, 1e-5 x the largest magnitude of any node).
-    Proofs thinner than this are redone in float64; box clipping leaves this much slack."""
-    from verifier.bounds.ibp import ibp
-
-    with torch.no_grad():
-        boxes = ibp(graph, l, u)
-    scale = torch.stack([torch.maximum(bl.flatten(1).abs().amax(1), bu.flatten(1).abs().amax(1))
-                         for bl, bu in boxes.values()]).amax(0)
-    if l.dtype == torch.float64:
-        return torch.clamp(1e-12 * scale, min=1e-9)
-    return torch.clamp(1e-5 * scale, min=config.recheck_below)
+def clip_slack(allow: Allowance) -> Tensor:
+    """Per box (b,) float64, the tolerance box clipping keeps: a point where the real rows' linear lower
+    bounds are up to this above 0 may still violate (the float32 network's rows err by up to the semantic
+    error, and the float32 bounds by up to their rounding allowance)."""
+    return (allow.semantic + allow.rounding) * 2
 
 
 def with_convex_mixtures(C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
@@ -417,6 +410,8 @@ def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: I
     relus' lower slopes, not the intermediate bounds, are most of the looseness on small boxes (of the
     200 worst open boxes of 3_3 property 2 after 20 s, CROWN proves 27, 5 Adam steps prove 197)."""
     lb, A, boxes = _bound(graph, l, u, C, config, deadline)
+    if sink is not None:
+        sink["boxes"] = boxes  # the boxes' intermediate bounds (they tighten the float32 error bound)
     if not C.shape[0]:
         return lb.new_full((lb.shape[0],), -float("inf")), A, lb
     margin = _combine(lb + d, A, l, u, config)
@@ -473,21 +468,18 @@ def _combine(rows: Tensor, A: Tensor, l: Tensor, u: Tensor, config: InputSplitCo
 
 
 def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, margin: Tensor,
-                         config: InputSplitConfig) -> Tensor:
-    """Redo in float64 the float32 proofs whose margin is within float32 rounding of zero (below
-    `proof_threshold`). A thin box stays proved only if its float64 bound agrees; otherwise it goes
-    back to the frontier.
-    """
-    proved = margin > 0
-    if margin.dtype == torch.float64 or not bool(proved.any()):
-        return margin
-    thin = proved.clone()
-    thin[proved] = margin[proved] < proof_threshold(graph, l[proved], u[proved], config)
+                         config: InputSplitConfig, allow: Allowance) -> Tensor:
+    """The margins judged by `margin_check.proves`: a margin that does not prove becomes at most 0.
+    Thin float32 proofs (within their rounding allowance) are redone in float64 and judged again; a box
+    stays proved only if its float64 bound proves."""
+    proved, thin = proves(margin, allow)
+    out = torch.where(proved, margin, margin.clamp(max=0))
     if not bool(thin.any()):
-        return margin
+        return out
     g64 = graph.to(margin.device, torch.float64)
     exact, _, _ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
-    return margin.masked_scatter(thin, torch.where(exact > 0, margin[thin], torch.zeros_like(margin[thin])))
+    ok = proves(exact, allow.index(thin))[0]
+    return out.masked_scatter(thin, torch.where(ok, exact.to(margin.dtype), torch.zeros_like(margin[thin])))
 
 
 def _peek(graph: Graph, L: Tensor, U: Tensor, C: Tensor, d: Tensor) -> float:

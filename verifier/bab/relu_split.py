@@ -23,9 +23,11 @@ Bounding a domain (all sound on the domain, i.e. for the inputs of the box that 
 - An open domain with no unstable neuron left is a polytope on which f is affine; its beta-CROWN bound
   is then the LP dual, and it gets many more optimisation steps (and, for several rows, a learned
   convex mixture of them) before it is given up as "stuck" (the verdict is then unknown).
-Proofs with a margin below `recheck_below` in a dtype other than float64 are recomputed from scratch in
-float64 (the root's bounds redone in float64, then CROWN with the decisions' clamps, the same
-alpha/beta) and count only if that agrees, as input splitting does.
+Whether a margin proves is decided by `verifier.bounds.margin_check.proves`, with the allowances of the
+root box (the float32 evaluation error bound of the clause's rows under `semantics="float32"`, and the
+rounding allowance derived from it). Thin float32 proofs are recomputed from scratch in float64 (the
+root's bounds redone in float64, then CROWN with the decisions' clamps, the same alpha/beta) and count
+only if that proves, as input splitting does.
 
 Branching: each unstable neuron (l < 0 < u) gets a BaBSR score (see `_Search._scores`) from the
 coefficient of its relu's output in the domain's best row; with `fsb_candidates` > 1 the top few
@@ -63,6 +65,7 @@ from verifier.bounds.box import Box, concretize_lower, input_box, objective_matr
 from verifier.bounds.crown import relaxed_inputs
 from verifier.bounds.layerwise import layer_bounds
 from verifier.bounds.ops import default_relu_alpha
+from verifier.bounds.margin_check import Allowance, allowance, proves
 from verifier.model.graph import Graph
 
 Tensor = torch.Tensor
@@ -95,7 +98,8 @@ class ReluSplitConfig:
     fsb_candidates: int = 8  # filtered smart branching over this many top-scored neurons; <= 1: BaBSR only
     root_intermediate_iterations: int = 20  # alpha-CROWN steps per layer for the root's pre-activation bounds
     settle_iterations: int = 1000  # extra steps for open domains with nothing left to split (see _settle)
-    recheck_below: float = 1e-3  # proofs with a smaller margin are re-done in float64 before they count
+    semantics: str = "real"  # real | float32: what a proof must hold for (see verifier.bounds.margin_check)
+    recheck_all: bool = False  # redo every float32 proof in float64 (tests of the recheck), not only thin ones
     seed: int = 0  # of the random starts of the attacks on open domains
 
 
@@ -299,6 +303,15 @@ class _Search:
         self.root = root
         self.began, self.attack_seconds = time.monotonic(), 0.0  # the domain attack's share of the time
         self.recorder: Optional[Any] = None  # told every proved domain (certificates), when set
+        self._allow: Optional[Allowance] = None  # the root box's margin allowances (see _allowance)
+
+    def _allowance(self) -> Allowance:
+        """The root box's allowances for the clause's rows: every domain lies inside the root box, so its
+        float32 error bound holds for each (mixtures of rows err no more than the worst row)."""
+        if self._allow is None:
+            self._allow = allowance(self.graph, self.xl, self.xu, self.C0, self.config.semantics,
+                                    self.root.boxes(self.xl.dtype))
+        return self._allow
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -583,18 +596,26 @@ class _Search:
     # --- float64 recheck ------------------------------------------------------------------------
 
     def _recheck_thin_proofs(self, doms: _Domains, b: _Bounded, margin: Tensor) -> Tensor:
-        """Proofs that float rounding could fake, in a dtype other than float64, are re-done from scratch
-        in float64: a margin in (0, recheck_below), or an empty domain whose bounds cross by less than
-        that (and whose margin does not prove it anyway). Where float64 disagrees, the domain's margin
-        becomes 0 and its `empty` flag is cleared (it stays open); where it agrees, the margin is kept.
-        """
-        if margin.dtype == torch.float64 or not self.layers:
+        """The margins judged by `margin_check.proves`: a margin that does not prove becomes at most 0.
+        Thin ones (a float32 margin within its rounding allowance of proving, or an empty domain whose
+        bounds cross by less than that allowance) are re-done from scratch in float64. Where float64
+        does not prove, the domain's margin becomes 0 and its `empty` flag is cleared (it stays open);
+        where it does, the margin is kept."""
+        if not self.layers:
             return margin
-        below = self.config.recheck_below
+        n = margin.shape[0]
+        root = self._allowance()
+        allow = Allowance(root.semantic.expand(n), root.rounding.expand(n))
+        proved, thin = proves(margin, allow)
+        margin = torch.where(proved, margin, margin.clamp(max=0))
+        if margin.dtype == torch.float64:
+            return margin
         gap = torch.stack([(b.boxes[n][0] - b.boxes[n][1]).flatten(1).max(dim=1).values
                            for n in self.layers]).max(dim=0).values
-        thin_empty = b.empty & (gap < below) & ~(margin >= below)
-        thin = ((margin > 0) & (margin < below) & ~(b.empty & (gap >= below))) | thin_empty
+        thin_empty = b.empty & (gap.double() < allow.rounding) & ~proved
+        thin = (thin & ~(b.empty & ~thin_empty)) | thin_empty
+        if self.config.recheck_all:
+            thin = thin | proved
         if not bool(thin.any()):
             return margin
         idx = thin.nonzero().flatten()
@@ -613,7 +634,7 @@ class _Search:
             lb, _, _ = _objective(g64, xl, xu, C, boxes, {r: b.alpha[r][idx].double() for r in self.relu_of},
                                   _signed_beta(betas, signs, torch.float64), ball=balls)
             exact = (lb + b.d[idx].double()).max(dim=1).values
-        ok = empty | (exact > 0)
+        ok = empty | proves(exact, allow.index(idx))[0]
         # agreed: keep the float margin, but never above float64's (empty: +inf, set by the caller)
         old, exact = margin[idx], exact.to(margin.dtype)
         kept = torch.where(empty, old, torch.where(old > 0, torch.minimum(old, exact), exact))

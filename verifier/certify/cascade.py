@@ -39,7 +39,6 @@ class CascadeConfig:
     timeout: float = 10.0  # seconds per sample, batched stages counted at their share
     batch: int = 128  # samples per batched pass
     attack: MarginAttack = field(default_factory=MarginAttack)
-    thin_below: float = 1e-3  # float32 proofs with a smaller margin are redone in float64
     seed: int = 0
 
 
@@ -175,7 +174,7 @@ def _bound(c: _Chunk, stage: str, who: np.ndarray, box: tuple, C: torch.Tensor, 
     sel = torch.as_tensor(who, device=lower.device)
     budget = min(c.config.timeout - c.spent(i) for i in who)
     rows = stage_fns.checked_rows(stage, c.net.graph, c.net.graph64, lower[sel], upper[sel], C[sel],
-                                  c.config.thin_below, deadline=time.monotonic() + budget,
+                                  deadline=time.monotonic() + budget,
                                   ball=None if ball is None else ball.take(sel))
     c.rows_lb[who] = np.maximum(c.rows_lb[who], rows)
     c.charge(stage, who, time.monotonic() - t)

@@ -1,7 +1,7 @@
 """The bound stages of the cascade, batched over samples, and the per-sample branch-and-bound stage.
 
 IBP, CROWN and alpha-CROWN bound C·f over a batch of boxes at once (C (B, k, m): one margin matrix per
-sample). A float32 proof whose margin is thin (below `thin_below`) is redone in float64 before it counts,
+sample). A float32 proof whose margin is thin (`verifier.bounds.margin_check`) is redone in float64 before it counts,
 as branch and bound does. Branch and bound runs per sample through `verifier.api`'s solver on a one-box
 spec, so it is exactly the engine `verifier verify` uses.
 """
@@ -42,19 +42,25 @@ def bound_rows(stage: str, graph: Graph, lower: Tensor, upper: Tensor, C: Tensor
 
 
 def checked_rows(stage: str, graph: Graph, graph64: Any, lower: Tensor, upper: Tensor, C: Tensor,
-                 thin_below: float, deadline: Optional[float] = None,
-                 ball: Optional[LpBall] = None) -> np.ndarray:
-    """`bound_rows` as float64 numpy; samples proved by a margin under `thin_below` are re-bounded in
-    float64 (`graph64()` gives the float64 graph) and keep only what that proves."""
-    rows = bound_rows(stage, graph, lower, upper, C, deadline, ball).double().cpu().numpy()
-    margin = rows.min(axis=1)
-    thin = (margin > 0) & (margin < thin_below)
-    if thin.any() and lower.dtype != torch.float64:
-        sel = torch.as_tensor(np.flatnonzero(thin), device=lower.device)
+                 deadline: Optional[float] = None, ball: Optional[LpBall] = None) -> np.ndarray:
+    """`bound_rows` as float64 numpy, each row judged by `margin_check.proves` (a row that does not prove
+    is lowered to at most 0); samples that every row would prove but some only thinly (within the float32
+    bound's rounding allowance) are re-bounded in float64 (`graph64()` gives the float64 graph) and keep
+    only what that proves."""
+    from verifier.bounds.margin_check import proves, rows_allowance
+
+    raw = bound_rows(stage, graph, lower, upper, C, deadline, ball)
+    allow = rows_allowance(graph, lower, upper, C, "real")
+    proved, thin = proves(raw.detach(), allow)
+    rows = raw.double().cpu().numpy()
+    redo = ((proved | thin).all(dim=1) & thin.any(dim=1)).cpu().numpy()
+    if redo.any() and lower.dtype != torch.float64:
+        sel = torch.as_tensor(np.flatnonzero(redo), device=lower.device)
         exact = bound_rows(stage, graph64(), lower[sel].double(), upper[sel].double(), C[sel].double(), deadline,
                            None if ball is None else ball.take(sel).like(lower[sel].double()))
-        rows[thin] = exact.cpu().numpy()
-    return rows
+        proved[sel] = proves(exact, allow.index(sel))[0]
+        rows[redo] = exact.cpu().numpy()
+    return np.where(proved.cpu().numpy(), rows, np.minimum(rows, 0.0))
 
 
 @dataclass(frozen=True)

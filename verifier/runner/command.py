@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import click
 
-from verifier.runner.settings import BAB_MODES, DEVICES, EXECUTORS, METHODS, PRESETS
+from verifier.runner.settings import BAB_MODES, DEVICES, EXECUTORS, METHODS, PRESETS, SEMANTICS
 
 _GATE_HELP = """Exit code, the CI gate (the highest code that applies wins):
 
@@ -56,6 +56,8 @@ Each instance's timeout covers the whole instance, loading included."""))
 @click.option("--method", type=click.Choice(METHODS), help="Bound method, as in verify.  [default: auto]")
 @click.option("--bab", type=click.Choice(BAB_MODES), help="Branch and bound, as in verify.  [default: auto]")
 @click.option("--device", type=click.Choice(DEVICES), help="Where bounds run.  [default: auto]")
+@click.option("--semantics", type=click.Choice(SEMANTICS), help="What an unsat holds for, as in verify.  "
+              "[default: real]")
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads per worker.  [default: 1]")
 @click.option("--no-check", is_flag=True, help="Skip the onnxruntime equivalence check.")
 @click.option("--seed", type=int, help="Seed for the attack and branch and bound.  [default: 0]")

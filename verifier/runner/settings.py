@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
 
-from verifier.config import BAB_MODES, DEVICES, METHODS
+from verifier.config import BAB_MODES, DEVICES, METHODS, SEMANTICS
 from verifier.errors import InputError, reading
 from verifier.result import VERDICTS
 
@@ -72,11 +72,12 @@ class RunSettings:
     junit_strict: bool = False
     certificates: Optional[str] = None  # folder: each unsat's certificate (verify --certificate) goes there
     check_certificates: bool = False  # and is checked by the independent checker as it is written
+    semantics: str = "real"  # real | float32: what an unsat holds for (verify --semantics)
 
     def engine_options(self) -> dict[str, Any]:
         """Keywords for `verifier.api.verify` (the timeout is added per instance)."""
         return {"method": self.method, "bab": self.bab, "device": self.device, "seed": self.seed,
-                "check_model": self.check_model}
+                "check_model": self.check_model, "semantics": self.semantics}
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -146,6 +147,7 @@ _CHECKS: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
     "timeout": _number(0.0), "timeout_scale": _number(0.0), "jobs": _integer(1), "executor": _choice(EXECUTORS),
     "ray_address": _string, "fail_on": parse_fail_on, "min_verified": _number(0.0, 1.0, low_open=False),
     "junit_strict": _boolean, "certificates": _string, "check_certificates": _boolean,
+    "semantics": _choice(SEMANTICS),
 })
 assert set(_CHECKS) == set(KEYS), "every setting needs a check"
 
