@@ -235,7 +235,7 @@ def test_borderline_unsat_holds_under_sampling(seed: int, p: float, clip: bool) 
 @pytest.mark.parametrize("p", [2.0, 1.0])
 @pytest.mark.parametrize("seed", range(3))
 def test_float32_with_float64_recheck_stays_sound_on_a_ball(seed: int, p: float) -> None:
-    config = replace(FAST, recheck_below=math.inf, batch_size=16)  # every proof redone in float64
+    config = replace(FAST, recheck_all=True, batch_size=16)  # every proof redone in float64
     for offset in (-0.01, 1e-4, 0.01):
         prob = ball_problem(700 + seed, p, clip=bool(seed % 2), offset=offset, dtype=torch.float32)
         res = solve(prob, config, seconds=10.0)
