@@ -142,3 +142,22 @@ def test_real_semantics_allows_no_semantic_error(tmp_path) -> None:
     real, f32 = (allowance(model.graph, lo, lo + 0.1, C, s) for s in ("real", "float32"))
     assert float(real.semantic[0]) == 0.0 and float(f32.semantic[0]) > 0.0
     assert float(real.rounding[0]) == float(f32.rounding[0]) > 0.0
+
+
+def test_an_op_without_an_error_rule_gives_infinity_and_real_semantics_still_proves(tmp_path) -> None:
+    """Regression (found by the vnnlib-satisfactory suite, cast01): Cast(Cast(x, bool), float) is a step with
+    no float32 error rule. Its error must be +inf (torch's nan_to_num had turned it into the float64 maximum, a
+    finite 'rounding allowance' of 1.8e308 that no margin exceeds), so that real semantics falls back to the
+    magnitude allowance and proves the clause (y = 1 on [-2, -1], so y - 0.5 >= 0.5), and float32 never does."""
+    from onnx import TensorProto, helper
+
+    from tests.model.onnx_builders import save
+
+    nodes = [helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BOOL),
+             helper.make_node("Cast", ["b"], ["y"], to=TensorProto.FLOAT)]
+    graph = load_model(save(tmp_path / "step.onnx", nodes, [("x", [1, 1])], [("y", [1, 1])], []), cache=False).graph
+    lower, upper, C = torch.tensor([[-2.0]]), torch.tensor([[-1.0]]), torch.tensor([[1.0]])
+    assert torch.isinf(row_errors(graph, lower, upper, C)).all()
+    margin = torch.tensor([0.5])
+    assert bool(proves(margin, allowance(graph, lower, upper, C, "real"))[0].all())
+    assert not bool(proves(margin, allowance(graph, lower, upper, C, "float32"))[0].any())

@@ -92,7 +92,7 @@ def _forward(graph: Graph, lower: Tensor, upper: Tensor, known: Optional[dict[st
         if node.op == "relu":  # both relu(x) and relu(x^) lie in [relu(l - e), relu(u + e)]
             (l, u), ei = boxes[node.inputs[0]], ins_e[0]
             e = torch.minimum(e, torch.relu(u + ei) - torch.relu(l - ei))
-        e = (e * INFLATE).nan_to_num(nan=math.inf)
+        e = (e * INFLATE).nan_to_num(nan=math.inf, posinf=math.inf)
         if known and node.name in known:
             # CROWN's box, computed in float32, may owe up to this node's float32 error to rounding (the
             # argument of verifier.bounds.margin_check): widened by it before it tightens IBP's
@@ -102,7 +102,7 @@ def _forward(graph: Graph, lower: Tensor, upper: Tensor, known: Optional[dict[st
         boxes[node.name] = box
         err[node.name] = e
         if node.op in _LOCAL:
-            local[node.name] = (_LOCAL[node.op](node, ins_m) * INFLATE).nan_to_num(nan=math.inf)
+            local[node.name] = (_LOCAL[node.op](node, ins_m) * INFLATE).nan_to_num(nan=math.inf, posinf=math.inf)
     return err, local, boxes, g64
 
 
@@ -120,7 +120,7 @@ def row_errors(graph: Graph, lower: Tensor, upper: Tensor, C: Tensor,
     rows = torch.einsum("bkm,bm->bk", Cb.abs(), e)
     if _is_chain(g64):
         rows = torch.minimum(rows, _chain_rows(g64.nodes, Cb, err, local, boxes))
-    return (rows * INFLATE).nan_to_num(nan=math.inf)
+    return (rows * INFLATE).nan_to_num(nan=math.inf, posinf=math.inf)
 
 
 def _is_chain(graph: Graph) -> bool:
