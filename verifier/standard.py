@@ -159,6 +159,10 @@ def load_query(path: str, network_values: Sequence[str], strict_types: bool = Fa
     if unknown:
         raise InputError(f"--network {unknown[0]}: {path} declares no network {unknown[0]!r} "
                          f"(it declares {', '.join(repr(n) for n in declared)})")
+    for net in query.networks:  # `(equal-to N)` names the same network: N's file serves, unless one is given
+        if net.name not in networks and net.relation is not None and net.relation[0] == "equal-to" \
+                and net.relation[1] in networks:
+            networks[net.name] = networks[net.relation[1]]
     missing = [n for n in declared if n not in networks]
     if missing:
         raise InputError(f"{path} declares network {missing[0]!r}: give --network {missing[0]}=NET.onnx")
