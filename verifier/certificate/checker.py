@@ -374,7 +374,15 @@ def _slopes(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarray
 def _backward(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarray]], at: int, rows: np.ndarray,
               alphas: Optional[list[np.ndarray]]) -> LinearBound:
     """Linear lower bounds of rows . value[at] in terms of the input, back through layers[:at]."""
-    lin = LinearBound.rows(bounds[0][0].shape[0], rows)
+    return _back_through(layers, bounds, at, LinearBound.rows(bounds[0][0].shape[0], rows), alphas)
+
+
+def _back_through(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarray]], at: int,
+                  lin: LinearBound, alphas: Optional[list[np.ndarray]],
+                  betas: Optional[list[np.ndarray]] = None) -> LinearBound:
+    """`lin` (a linear bound of value[at]) carried back through layers[:at] to the input, with the relu slopes
+    `alphas` (None: CROWN's adaptive) and, for ReLU-split leaves, signed multipliers `betas` subtracted from each
+    relu's coefficients (rounding is monotone there: no error term needed, see relu_check)."""
     relu_index = sum(isinstance(layer, Relu) for layer in layers[:at])
     for j in range(at - 1, -1, -1):
         layer = layers[j]
@@ -386,6 +394,8 @@ def _backward(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndarr
         else:
             relu_index -= 1
             lin = lin.through_relu(l, h, None if alphas is None else alphas[relu_index])
+            if betas is not None:
+                lin = LinearBound(lin.coef - betas[relu_index][:, None, :], lin.const, lin.slack)
     return lin
 
 

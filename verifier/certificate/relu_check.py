@@ -19,9 +19,9 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from verifier.certificate.checker import SLOPES, Invalid, _backward, _crown_intermediate, _slopes
+from verifier.certificate.checker import SLOPES, Invalid, _back_through, _backward, _crown_intermediate, _slopes
 from verifier.certificate.format import KINDS, RELU_BETA, RELU_CROWN, RELU_EMPTY, ReluRootProof
-from verifier.certificate.network import Affine, Chain, Divide, Layer, Relu
+from verifier.certificate.network import Affine, Chain, Layer, Relu
 from verifier.certificate.rigorous import LinearBound
 
 CHUNK = 64  # leaves bounded together (CROWN on wide inputs holds (leaves, 2 x width, inputs) arrays)
@@ -256,18 +256,5 @@ def _objective(layers: tuple[Layer, ...], bounds: list[tuple[np.ndarray, np.ndar
     """Rigorous lower bound (B,) of coef @ value[-1] (coef (B, 1, k) >= 0) back through every layer,
     with the relu slopes `alphas` (B, 1, width) (None: CROWN's adaptive) and signed multipliers `betas`."""
     B = lo.shape[0]
-    lin = LinearBound(coef.copy(), np.zeros((B, 1)), np.zeros((B, 1)))
-    relu_index = sum(isinstance(layer, Relu) for layer in layers)
-    for j in range(len(layers) - 1, -1, -1):
-        layer = layers[j]
-        l, h = bounds[j]
-        if isinstance(layer, Affine):
-            lin = lin.through_affine(layer.W, layer.b, np.maximum(np.abs(l), np.abs(h)))
-        elif isinstance(layer, Divide):
-            lin = lin.through_divide(layer.c, np.maximum(np.abs(l), np.abs(h)))
-        else:
-            relu_index -= 1
-            lin = lin.through_relu(l, h, None if alphas is None else alphas[relu_index])
-            if betas is not None:
-                lin = LinearBound(lin.coef - betas[relu_index][:, None, :], lin.const, lin.slack)
-    return lin.box_minimum(lo, hi)[:, 0]
+    start = LinearBound(coef.copy(), np.zeros((B, 1)), np.zeros((B, 1)))
+    return _back_through(layers, bounds, len(layers), start, alphas, betas).box_minimum(lo, hi)[:, 0]
