@@ -181,28 +181,40 @@ def _bound(c: _Chunk, stage: str, who: np.ndarray, box: tuple, C: torch.Tensor, 
     c.close(who[c.rows_lb[who].min(axis=1) > 0], stage, VERIFIED)
 
 
-def _bab(c: _Chunk, who: np.ndarray, box: tuple) -> None:
-    """Branch and bound, one sample at a time, with what is left of its time."""
-    _, _, lo64, hi64 = box
+def _searched(c: _Chunk, who: np.ndarray, search: Callable[[int, float], Any]) -> Any:
+    """Each sample of `who` searched one at a time (`search(i, seconds left)`), with what is left of its time,
+    charged to the bab stage; samples with no time left are closed as timeouts. Yields (i, search's outcome)."""
     for i in who:
         left = c.config.timeout - c.spent(i)
         if left <= 0:
             c.close(np.array([i]), None, TIMEOUT)
             continue
         t = time.monotonic()
-        out = stage_fns.bab_sample(c.net, lo64[i], hi64[i], int(c.labels[i]), left, c.config.seed,
-                                   f"sample {c.indices[i]}")
+        out = search(int(i), left)
         c.charge("bab", np.array([i]), time.monotonic() - t, shared=False)
+        yield i, out
+
+
+def _close_searched(c: _Chunk, i: int, verdict: str) -> None:
+    """Close sample i by its search's verdict (verified / falsified / timeout / anything else: unknown)."""
+    if verdict in (VERIFIED, FALSIFIED):
+        c.close(np.array([i]), "bab", verdict)
+    else:
+        c.close(np.array([i]), None, TIMEOUT if verdict == "timeout" else UNKNOWN)
+
+
+def _bab(c: _Chunk, who: np.ndarray, box: tuple) -> None:
+    """Branch and bound, one sample at a time, with what is left of its time."""
+    _, _, lo64, hi64 = box
+
+    def search(i: int, left: float) -> Any:
+        return stage_fns.bab_sample(c.net, lo64[i], hi64[i], int(c.labels[i]), left, c.config.seed,
+                                    f"sample {c.indices[i]}")
+
+    for i, out in _searched(c, who, search):
         if out.margin is not None:  # a lower bound of the smallest margin, so of every row
             c.rows_lb[i] = np.maximum(c.rows_lb[i], out.margin)
-        if out.verdict == VERIFIED:
-            c.close(np.array([i]), "bab", VERIFIED)
-        elif out.verdict == FALSIFIED:
-            c.close(np.array([i]), "bab", FALSIFIED)
-        elif out.verdict == "timeout":
-            c.close(np.array([i]), None, TIMEOUT)
-        else:
-            c.close(np.array([i]), None, UNKNOWN)
+        _close_searched(c, i, out.verdict)
 
 
 def _ball_bab(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor, ball: LpBall) -> None:
@@ -211,22 +223,15 @@ def _ball_bab(c: _Chunk, who: np.ndarray, box: tuple, C: torch.Tensor, ball: LpB
     from verifier.certify.ball_bab import BallSample, ball_bab_sample
 
     lower, upper, lo64, hi64 = box
-    for i in who:
-        left = c.config.timeout - c.spent(i)
-        if left <= 0:
-            c.close(np.array([i]), None, TIMEOUT)
-            continue
-        t = time.monotonic()
-        region = BallSample(lower[i], upper[i], ball.take(torch.tensor([int(i)], device=lower.device)), c.x[i],
+
+    def search(i: int, left: float) -> Any:
+        region = BallSample(lower[i], upper[i], ball.take(torch.tensor([i], device=lower.device)), c.x[i],
                             c.config.eps, lo64[i], hi64[i])
-        out = ball_bab_sample(c.net, region, int(c.labels[i]), C[i], c.rows_lb[i].copy(), left, c.config.seed)
-        c.charge("bab", np.array([i]), time.monotonic() - t, shared=False)
+        return ball_bab_sample(c.net, region, int(c.labels[i]), C[i], c.rows_lb[i].copy(), left, c.config.seed)
+
+    for i, out in _searched(c, who, search):
         for j, bound in out.rows.items():
             c.rows_lb[i, j] = max(c.rows_lb[i, j], bound)
         if out.margin_ub is not None:
             c.margin_ub[i] = min(c.margin_ub[i], out.margin_ub)
-        verdict = {"verified": VERIFIED, "falsified": FALSIFIED}.get(out.verdict)
-        if verdict is not None:
-            c.close(np.array([i]), "bab", verdict)
-        else:
-            c.close(np.array([i]), None, TIMEOUT if out.verdict == "timeout" else UNKNOWN)
+        _close_searched(c, i, out.verdict)
