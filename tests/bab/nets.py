@@ -210,3 +210,28 @@ def write_vnnlib(path: Path, lo: np.ndarray, hi: np.ndarray, n_out: int, asserts
         lines += [f"(assert (>= X_{i} {float(a)!r}))", f"(assert (<= X_{i} {float(b)!r}))"]
     path.write_text("\n".join(lines + asserts) + "\n")
     return path
+
+
+def split_at_random(search, b, doms, gen: torch.Generator):  # type: ignore[no-untyped-def]
+    """Split every bounded domain of `doms` (bounds `b` from relu_split._bound) on a random neuron its bounds leave
+    unstable, keeping domains with none out: (children, layer index per split, neuron per split, kept domains),
+    or None when no domain has an unstable neuron. For tests that walk a ReLU-split tree down by hand."""
+    from verifier.bab.relu_split import _children, _Domains
+
+    layer, neuron, keep = [], [], []
+    for i in range(len(doms)):
+        options = [(li, j) for li, name in enumerate(search.layers)
+                   for j in ((b.boxes[name][0][i].flatten() < 0) & (b.boxes[name][1][i].flatten() > 0))
+                   .nonzero().flatten().tolist()]
+        if options:
+            li, j = options[int(torch.randint(len(options), (1,), generator=gen))]
+            layer.append(li), neuron.append(j), keep.append(i)
+    if not keep:
+        return None
+    idx = torch.tensor(keep)
+    parents = _Domains({n: b.boxes[n][0][idx] for n in search.layers},
+                       {n: b.boxes[n][1][idx] for n in search.layers},
+                       {n: doms.sign[n][idx] for n in search.layers},
+                       {n: t[idx] for n, t in b.alpha.items()}, {n: t[idx] for n, t in b.beta.items()},
+                       doms.start[idx], doms.margin[idx])
+    return _children(parents, torch.tensor(layer), torch.tensor(neuron), search.layers), layer, neuron, idx

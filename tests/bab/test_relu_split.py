@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 import pytest
 import torch
 
+from tests.bab.nets import split_at_random
 from verifier.bab.relu_split import (
-    ReluSplitConfig, RootBounds, _bound, _children, _Domains, _Search, relu_split_bab,
+    ReluSplitConfig, RootBounds, _bound, _Search, relu_split_bab,
 )
 from verifier.model.graph import Graph, Node
 
@@ -310,24 +311,10 @@ def test_split_domain_bounds_hold_on_their_points(seed: int, beta: bool) -> None
                 assert bool((y[feasible[i]] >= b.lb[i] - 1e-9).all()), "bound above a feasible point's value"
                 assert not bool(b.empty[i]), "a domain with a feasible point was called empty"
         # split every domain on a random unstable neuron (or keep it whole when there is none)
-        layer, neuron, keep = [], [], []
-        for i in range(len(doms)):
-            options = [(li, j) for li, name in enumerate(search.layers)
-                       for j in ((b.boxes[name][0][i].flatten() < 0) & (b.boxes[name][1][i].flatten() > 0))
-                       .nonzero().flatten().tolist()]
-            if options:
-                li, j = options[int(torch.randint(len(options), (1,), generator=gen))]
-                layer.append(li), neuron.append(j), keep.append(i)
-        if not keep:
+        split = split_at_random(search, b, doms, gen)
+        if split is None:
             break
-        idx = torch.tensor(keep)
-        parents = _Domains({n: b.boxes[n][0][idx] for n in search.layers},
-                           {n: b.boxes[n][1][idx] for n in search.layers},
-                           {n: doms.sign[n][idx] for n in search.layers},
-                           {n: t[idx] for n, t in b.alpha.items()}, {n: t[idx] for n, t in b.beta.items()},
-                           doms.start[idx], doms.margin[idx])
-        layer_t, neuron_t = torch.tensor(layer), torch.tensor(neuron)
-        doms = _children(parents, layer_t, neuron_t, search.layers)
+        doms, layer, neuron, idx = split
         n = len(idx)
         for r, (li, j) in enumerate(zip(layer, neuron)):
             name = search.layers[li]

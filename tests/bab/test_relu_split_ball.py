@@ -20,10 +20,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.bab.nets import split_at_random
 from tests.bab.test_relu_split import FAST, mlp
 from verifier.attack.lp import lp_descent, random_in_ball
 from verifier.bab.region import InputRegion
-from verifier.bab.relu_split import ReluSplitConfig, RootBounds, _bound, _children, _Domains, _Search, relu_split_bab
+from verifier.bab.relu_split import ReluSplitConfig, RootBounds, _bound, _Search, relu_split_bab
 from verifier.bounds.alpha import alpha_crown
 from verifier.bounds.ball import LpBall
 from verifier.bounds.crown import crown
@@ -194,23 +195,10 @@ def test_leaf_bounds_hold_on_ball_points(seed: int, p: float, clip: bool, beta: 
             if bool(feasible[i].any()):
                 assert bool((y[feasible[i]] >= b.lb[i] - TOL).all()), "bound above a feasible point's value"
                 assert not bool(b.empty[i]), "a domain with a feasible point was called empty"
-        layer, neuron, keep = [], [], []
-        for i in range(len(doms)):
-            options = [(li, j) for li, name in enumerate(search.layers)
-                       for j in ((b.boxes[name][0][i].flatten() < 0) & (b.boxes[name][1][i].flatten() > 0))
-                       .nonzero().flatten().tolist()]
-            if options:
-                li, j = options[int(torch.randint(len(options), (1,), generator=gen))]
-                layer.append(li), neuron.append(j), keep.append(i)
-        if not keep:
+        split = split_at_random(search, b, doms, gen)
+        if split is None:
             break
-        idx = torch.tensor(keep)
-        parents = _Domains({n: b.boxes[n][0][idx] for n in search.layers},
-                           {n: b.boxes[n][1][idx] for n in search.layers},
-                           {n: doms.sign[n][idx] for n in search.layers},
-                           {n: t[idx] for n, t in b.alpha.items()}, {n: t[idx] for n, t in b.beta.items()},
-                           doms.start[idx], doms.margin[idx])
-        doms = _children(parents, torch.tensor(layer), torch.tensor(neuron), search.layers)
+        doms = split[0]
 
 
 # --- verdicts ------------------------------------------------------------------------------------------
