@@ -323,9 +323,13 @@ def _crown_intermediate(layers: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarra
                 for strategy in strategies if cols.size else ():
                     lin = _backward(layers, bounds, t, np.vstack([eye, -eye]), _slopes(layers, bounds, t, strategy))
                     both = lin.box_minimum(lo, hi)
+                    # Only where the box itself has the neuron unstable, as when bounding the box alone: a
+                    # leaf's bound must not depend on which other leaves share its batch (tighter bounds
+                    # on a neuron stable anyway can still loosen the objective's bound, see SLOPES).
+                    own = (l[:, cols] < 0) & (h[:, cols] > 0)
                     l, h = l.copy(), h.copy()
-                    l[:, cols] = np.maximum(l[:, cols], both[:, :cols.size])
-                    h[:, cols] = np.minimum(h[:, cols], -both[:, cols.size:])
+                    l[:, cols] = np.where(own, np.maximum(l[:, cols], both[:, :cols.size]), l[:, cols])
+                    h[:, cols] = np.where(own, np.minimum(h[:, cols], -both[:, cols.size:]), h[:, cols])
                     bounds[t] = (l, h)
             if prior is not None and prior[relu_index] is not None:
                 pl, ph = prior[relu_index]  # type: ignore[misc]
