@@ -489,6 +489,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
     `stats` gets the boxes bounded and those left open. With `proofs`, every search records its split
     tree, and each unsat root's winning tree goes there (certificates)."""
     from verifier.bab.input_split import InputSplitConfig, InputSplitSearch
+    from verifier.bab.portfolio import TimeShares
 
     # A GPU wants far bigger batches than a 2-core CPU to be busy; memory is no concern for few inputs.
     gpu = str(problem.device).startswith("cuda")
@@ -531,14 +532,20 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                worst_bound=min((max(s.bound for s in ss) for ss in searching), default=None),
                roots_done=len(done), roots=len(roots))
 
+    # Each round gives every open root time_slice per member, split among its members by TimeShares
+    # (more to the one closing the root fastest).
+    shares = {key: TimeShares(len(searches)) for key, searches in roots.items()}
     time_slice = 0.25
     while len(done) < len(roots) and not deadline.passed():
         for key, searches in roots.items():
-            for search in searches:
+            round_shares = shares[key].shares()
+            for member, search in enumerate(searches):
                 if key in done or deadline.passed():
                     break
-                res = search.run(min(time.monotonic() + time_slice, deadline.at), tick if report.active else None,
-                                 deadline.at)
+                began = time.monotonic()
+                res = search.run(min(began + time_slice * len(searches) * round_shares[member], deadline.at),
+                                 tick if report.active else None, deadline.at)
+                shares[key].record(member, search.open_volume, time.monotonic() - began)
                 if res is None:
                     continue
                 if res.verdict == SAT:
@@ -548,7 +555,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
                     from verifier.certificate.writer import TreeProof
 
                     proofs[key] = TreeProof(search.rec, search.rows_mix.numpy())
-        time_slice *= 2
+        time_slice = min(2 * time_slice, 2.0)  # rounds short enough for the shares to follow progress
     updated = list(outcomes)
     def reached(s: Any) -> float:  # its open boxes' bound; boxes too small to split left the frontier unproved
         return s.bound if not s.stuck else min(s.bound, s.worst)

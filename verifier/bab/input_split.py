@@ -153,6 +153,15 @@ class InputSplitSearch:
         return int(self.L.shape[0])
 
     @property
+    def open_volume(self) -> float:
+        """The frontier's volume relative to the root box (1 at the start, 0 once every box is proved):
+        how much of the root is still open, whatever the number of boxes (see verifier.bab.portfolio)."""
+        if not self.L.shape[0]:
+            return 0.0
+        rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
+        return float(rel.log().sum(1).exp().sum())
+
+    @property
     def bound(self) -> float:
         """A lower bound of the clause's margin over the whole root box now: the worst open box's parent bound."""
         return float(self.M.min()) if self.M.numel() else float("inf")
