@@ -102,3 +102,17 @@ def test_fresh_process_hit_imports_no_converter(onnx_path: Path) -> None:
     load_model(onnx_path)  # fills the cache (VERIFIER_CACHE_DIR is inherited by the child)
     warm = _fresh_load(onnx_path)
     assert warm["imported"] == [] and warm["ops"] == ["input", "reshape", "linear", "relu"]
+
+
+def test_changed_translation_code_misses_the_old_entry(onnx_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's edit to the loader must not be hidden by an entry the old code converted."""
+    model = load_model(onnx_path, check=False)
+    assert graph_cache.read(model.sha256) is not None
+    monkeypatch.setattr(graph_cache, "translation_fingerprint", lambda: "edited000000")
+    assert graph_cache.read(model.sha256) is None
+
+
+def test_fingerprint_covers_existing_translation_modules() -> None:
+    here = Path(graph_cache.__file__).resolve().parent
+    assert all((here / name).is_file() for name in graph_cache.TRANSLATION_MODULES)
+    assert graph_cache.translation_fingerprint() != "nosource"

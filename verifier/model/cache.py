@@ -1,4 +1,6 @@
-"""On-disk cache of converted graphs, keyed by the ONNX file's sha256 and the package version.
+"""On-disk cache of converted graphs, keyed by the ONNX file's sha256, the package version and a
+fingerprint of the translation code (so that a developer's edit to the loader is never hidden by a stale
+entry converted by the old code, which the version alone would not tell apart).
 
 A hit skips onnx, the opset upgrade and onnx2torch (whose import alone takes about 1.5 s).
 Entries are plain dicts written with torch.save and read with weights_only=True; writes go to a
@@ -7,8 +9,10 @@ the caller converts again and overwrites it. Failing to write is never an error,
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,8 +33,26 @@ def cache_dir() -> Path:
     return Path(xdg) / "verifier" / "graphs"
 
 
+# The modules whose code decides what Graph a file becomes.
+TRANSLATION_MODULES = ("graph.py", "loader.py", "merge.py", "onnx_compat.py", "onnx_file.py", "pooling.py",
+                       "serialize.py", "simplify.py", "translate.py")
+
+
+@lru_cache(maxsize=1)
+def translation_fingerprint() -> str:
+    """sha256 (12 hex digits) of the translation modules' source; 'nosource' where it cannot be read."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    try:
+        for name in TRANSLATION_MODULES:
+            digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    except OSError:
+        return "nosource"
+    return digest.hexdigest()[:12]
+
+
 def entry_path(sha256: str) -> Path:
-    return cache_dir() / f"{sha256}-v{__version__}-f{FORMAT}.pt"
+    return cache_dir() / f"{sha256}-v{__version__}-f{FORMAT}-t{translation_fingerprint()}.pt"
 
 
 def read(sha256: str) -> Optional[dict[str, Any]]:
