@@ -392,6 +392,44 @@ def test_optimised_objective_margins_are_sound_and_no_looser(inst: Instance, see
         assert bool((vals >= lin - 1e-7).all())
 
 
+@some
+@given(inst=instances(), seed=st.integers(0, 2**16))
+def test_float64_recheck_with_reused_float32_slopes_is_sound(inst: Instance, seed: int) -> None:
+    """The thin-proof recheck reuses the slopes a float32 pass optimised, in a float64 pass on float64
+    intermediate bounds: the margin it gives (and what the recheck keeps) lies below the clause's value
+    at sampled points, corners and the witness of every box."""
+    rng = np.random.default_rng(seed)
+    f32 = lambda a: np.asarray(a, np.float32).astype(np.float64)  # noqa: E731 (the numbers float32 holds exactly)
+    net = Net(tuple((f32(W), f32(b)) for W, b in inst.net.layers))  # the real network the float32 graph is
+    C, d = with_convex_mixtures(torch.as_tensor(f32(inst.C)), torch.as_tensor(f32(inst.d)))
+    C, d = C.float().double(), d.float().double()
+    lo = np.stack([inst.lo] + [inst.lo + rng.uniform(0, 0.5, inst.lo.shape) * (inst.hi - inst.lo) for _ in range(3)])
+    lo, hi = f32(lo), f32(np.minimum(lo + (inst.hi - inst.lo) * rng.uniform(0.05, 1.0, lo.shape), inst.hi))
+    hi = np.maximum(lo, hi)
+    value = lambda x: float(np.max(C.numpy() @ net(x[None])[0] + d.numpy()))  # noqa: E731
+    config = InputSplitConfig(objective_alpha=5)
+    g32 = net.graph(torch.float32)
+    l32, u32 = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
+    sink: dict = {}
+    m32, _, _ = input_split._margins(g32, l32, u32, C.float(), d.float(), config, sink=sink)
+    every = torch.ones(len(lo), dtype=torch.bool)
+    given = input_split._slopes_of(sink, every)
+    allow = allowance(g32, l32, u32, C.float(), "real", sink.get("boxes"))
+    kept = input_split._recheck_thin_proofs(g32, l32, u32, C.float(), d.float(), m32, config, allow, sink)
+    reused = None
+    event("float32 slopes to reuse" if given is not None else "CROWN closed or left every box")
+    if given is not None:
+        reused, _, _ = input_split._margins(net.graph(), l32.double(), u32.double(), C, d, config, slopes=given)
+    for b in range(len(lo)):
+        corners = np.where(rng.uniform(size=(64, inst.lo.size)) < 0.5, lo[b], hi[b])
+        pts = np.concatenate([lo[b] + rng.uniform(size=(200, inst.lo.size)) * (hi[b] - lo[b]), corners,
+                              [np.clip(inst.witness, lo[b], hi[b])]])
+        worst = min(value(p) for p in pts)
+        assert worst > 0 or not float(kept[b]) > 0, f"box {b}: proved with margin {float(kept[b])}, value {worst}"
+        if reused is not None:  # a float64 bound: below the value up to float64 rounding
+            assert worst >= float(reused[b]) - 1e-9, f"box {b}: reused-slope margin {float(reused[b])} > {worst}"
+
+
 def test_sampled_points_lie_in_open_boxes_drawn_by_volume() -> None:
     """The counterexample candidates come from the frontier, a box by its volume, faces included."""
     inst = make_instance(3, 2, [4], 2, 2, 1, 0.5)

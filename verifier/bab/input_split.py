@@ -187,7 +187,7 @@ class InputSplitSearch:
         self.domains += take
         allow = allowance(self.graph, l, u, self.C0, cfg.semantics, sink.get("boxes")) if self.C0.shape[0] else None
         if allow is not None:
-            margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg, allow)
+            margin = _recheck_thin_proofs(self.graph, l, u, C, d, margin, cfg, allow, sink)
         open_ = ~(margin > 0)
         if not bool(open_.all()):
             self.proved = min(self.proved, float(margin[~open_].min()))
@@ -414,14 +414,17 @@ def _optimise_objective(graph: Graph, l: Tensor, u: Tensor, C: Tensor, boxes: di
 
 
 def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: InputSplitConfig,
-             deadline: float = math.inf, sink: Optional[dict[str, Any]] = None) -> tuple[Tensor, Tensor, Tensor]:
+             deadline: float = math.inf, sink: Optional[dict[str, Any]] = None,
+             slopes: Optional[tuple[Tensor, dict[str, Tensor]]] = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per box, a lower bound of max_j (C_j·f(x) + d_j) (> 0 proves the box), the input coefficients
     A (b, k, n) of each row's linear lower bound (which also score the dims to split) and the rows'
     lower bounds (b, k) over the box.
 
     Boxes CROWN leaves open get the objective's slopes optimised (`objective_alpha`): on ACAS Xu the
     relus' lower slopes, not the intermediate bounds, are most of the looseness on small boxes (of the
-    200 worst open boxes of 3_3 property 2 after 20 s, CROWN proves 27, 5 Adam steps prove 197)."""
+    200 worst open boxes of 3_3 property 2 after 20 s, CROWN proves 27, 5 Adam steps prove 197).
+    `slopes` (a mask over the boxes, and per relu the slopes of the masked ones): use these instead of
+    optimising, on the masked boxes (any slopes in [0, 1] give a sound bound)."""
     lb, A, boxes = _bound(graph, l, u, C, config, deadline)
     if sink is not None:
         sink["boxes"] = boxes  # the boxes' intermediate bounds (they tighten the float32 error bound)
@@ -429,10 +432,14 @@ def _margins(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, config: I
         return lb.new_full((lb.shape[0],), -float("inf")), A, lb
     margin = _combine(lb + d, A, l, u, config)
     if config.objective_alpha > 0:
-        open_ = ~(margin > 0)
+        open_ = ~(margin > 0) if slopes is None else slopes[0]
         if bool(open_.any()):
-            lb_o, A_o = _optimise_objective(graph, l[open_], u[open_], C, {n: (b[0][open_], b[1][open_])
-                                            for n, b in boxes.items()}, config, deadline, sink)
+            inter = {n: (b[0][open_], b[1][open_]) for n, b in boxes.items()}
+            if slopes is None:
+                lb_o, A_o = _optimise_objective(graph, l[open_], u[open_], C, inter, config, deadline, sink)
+            else:
+                lb_o, A_o = crown_with_input_coefficients(graph, l[open_], u[open_], C, intermediate=inter,
+                                                          alphas=slopes[1])
             if sink is not None:
                 sink["alpha_open"] = open_
             better = lb_o >= lb[open_]  # per row: the optimised bound, with its coefficients
@@ -481,18 +488,47 @@ def _combine(rows: Tensor, A: Tensor, l: Tensor, u: Tensor, config: InputSplitCo
 
 
 def _recheck_thin_proofs(graph: Graph, l: Tensor, u: Tensor, C: Tensor, d: Tensor, margin: Tensor,
-                         config: InputSplitConfig, allow: Allowance) -> Tensor:
+                         config: InputSplitConfig, allow: Allowance, sink: Optional[dict[str, Any]] = None,
+                         ) -> Tensor:
     """The margins judged by `margin_check.proves`: a margin that does not prove becomes at most 0.
     Thin float32 proofs (within their rounding allowance) are redone in float64 and judged again; a box
-    stays proved only if its float64 bound proves."""
+    stays proved only if its float64 bound proves.
+
+    The float64 pass first reuses the objective slopes the float32 pass optimised (`sink`: one backward
+    pass instead of the Adam steps, which were ~30% of a thin-margin search such as ACAS Xu 3_3 prop_2);
+    only the boxes that this does not prove are redone in full."""
     proved, thin = proves(margin, allow)
     out = torch.where(proved, margin, margin.clamp(max=0))
     if not bool(thin.any()):
         return out
     g64 = graph.to(margin.device, torch.float64)
-    exact, _, _ = _margins(g64, l[thin].double(), u[thin].double(), C.double(), d.double(), config)
-    ok = proves(exact, allow.index(thin))[0]
+    l64, u64, C64, d64, allow_t = l[thin].double(), u[thin].double(), C.double(), d.double(), allow.index(thin)
+    exact = torch.full((l64.shape[0],), -math.inf, dtype=torch.float64, device=l64.device)
+    ok = torch.zeros_like(exact, dtype=torch.bool)
+    given = _slopes_of(sink, thin)
+    if given is not None:
+        exact, _, _ = _margins(g64, l64, u64, C64, d64, config, slopes=given)
+        ok = proves(exact, allow_t)[0]
+    if not bool(ok.all()):
+        redo = ~ok
+        full, _, _ = _margins(g64, l64[redo], u64[redo], C64, d64, config)
+        exact = exact.masked_scatter(redo, full)
+        ok = ok.masked_scatter(redo, proves(full, allow_t.index(redo))[0])
     return out.masked_scatter(thin, torch.where(ok, exact.to(margin.dtype), torch.zeros_like(margin[thin])))
+
+
+def _slopes_of(sink: Optional[dict[str, Any]], boxes: Tensor) -> Optional[tuple[Tensor, dict[str, Tensor]]]:
+    """The float32 pass's optimised objective slopes for the boxes in the mask `boxes` (as `_margins`
+    takes them: which of those boxes have slopes, and the slopes in float64); None if none has."""
+    if sink is None or "alphas" not in sink or "alpha_open" not in sink:
+        return None
+    has = sink["alpha_open"]  # over the batch; sink["alphas"] holds one entry per True, in order
+    mask = has[boxes]
+    if not bool(mask.any()):
+        return None
+    rank = torch.cumsum(has.long(), 0) - 1
+    pick = rank[boxes & has]
+    return mask, {name: a[pick].double() for name, a in sink["alphas"].items()}
 
 
 def _peek(graph: Graph, L: Tensor, U: Tensor, C: Tensor, d: Tensor) -> float:
