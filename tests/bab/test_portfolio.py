@@ -36,7 +36,7 @@ def test_faster_member_gets_more_and_floors_hold() -> None:
     assert shares[1] == pytest.approx(0.1)  # no fall of log V in the second half
 
 
-def test_speed_is_judged_on_the_second_half_only() -> None:
+def test_speed_is_judged_on_the_latest_time_only() -> None:
     """An early burst (one member proves half the volume at once, then stalls) does not outweigh steady progress."""
     s = TimeShares(2, warmup=0.0)
     _run(s, 0, [0.1, 0.1, 0.1, 0.1])

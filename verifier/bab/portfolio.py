@@ -8,7 +8,7 @@ of the volume open after 45 s, so a third of the time each makes the root take 5
 
 A member's progress is the open volume V of its frontier (relative to the root box): proving and
 clipping boxes shrink it, splitting does not. Its speed is the rate at which log V falls per second of
-its own time over the second half of that time (one slice's figure is noisy: an alpha-CROWN member
+its own time over the latest quarter of that time (one slice's figure is noisy: an alpha-CROWN member
 proves big boxes in bursts, then stalls). Shares follow speed, each at least `floor` (a member that
 stalls now may lead later, and its sampling of the open region still finds counterexamples), equal
 in the first `warmup` seconds, where most roots end anyway and the figures say little.
@@ -26,6 +26,7 @@ class TimeShares:
     members: int
     floor: float = 0.1
     warmup: float = 3.0
+    window: float = 0.25  # the share of a member's own time (the latest) its speed is measured over
     history: list[list[tuple[float, float]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -43,12 +44,12 @@ class TimeShares:
         own.append((own[-1][0] + max(seconds, 0.0), log_v))
 
     def speed(self, member: int) -> float:
-        """The fall of log V per own second over the second half of the member's time (inf once V = 0)."""
+        """The fall of log V per own second over the latest `window` of the member's time (inf once V = 0)."""
         own = self.history[member]
         now, log_now = own[-1]
         if log_now == -math.inf:
             return math.inf
-        then, log_then = next((t, v) for t, v in own if t >= now / 2)
+        then, log_then = next((t, v) for t, v in own if t >= now * (1 - self.window))
         if now - then <= 0:
             then, log_then = own[-2] if len(own) > 1 else own[-1]
         return max(0.0, (log_then - log_now) / (now - then)) if now > then else 0.0
