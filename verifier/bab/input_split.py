@@ -162,8 +162,12 @@ class InputSplitSearch:
         how much of the root is still open, whatever the number of boxes (see verifier.bab.portfolio)."""
         if not self.L.shape[0]:
             return 0.0
+        return float(self._log_volumes().exp().sum())
+
+    def _log_volumes(self) -> Tensor:
+        """log of each open box's volume relative to the root box (float64; a zero width counts as 1e-300)."""
         rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
-        return float(rel.log().sum(1).exp().sum())
+        return rel.log().sum(1)
 
     @property
     def bound(self) -> float:
@@ -251,8 +255,7 @@ class InputSplitSearch:
         k = self.config.samples_per_step
         if not k or not self.L.shape[0]:
             return points
-        rel = ((self.U - self.L) / self.root_width).double().clamp(min=1e-300)
-        volume = rel.log().sum(1)
+        volume = self._log_volumes()
         pick = torch.multinomial((volume - volume.max()).exp().cpu(), k, replacement=True, generator=self.gen)
         pick = pick.to(self.L.device)
         lo, hi = self.L[pick], self.U[pick]
