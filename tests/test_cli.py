@@ -213,3 +213,22 @@ def test_internal_error_traceback_only_with_verifier_debug(debug, monkeypatch, c
     assert stop.value.code == 4
     assert err.strip().splitlines()[-1].startswith("error: internal error: ZeroDivisionError")
     assert ("Traceback (most recent call last)" in err) == (debug == "1")
+
+
+@pytest.mark.parametrize("spec, verdict, code", [(ROBUST, "unsat", 0), (FALSIFIABLE, "sat", 1)])
+def test_process_entry_ends_fast_with_everything_written(spec: str, verdict: str, code: int, tmp_path):
+    """`python cli.py verify` skips the interpreter's teardown (`entry`): the piped JSON must still be
+    whole, the exit code the verdict's, and the result file complete."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.examples import ROOT
+
+    results = tmp_path / "out.txt"
+    env = dict(os.environ, VERIFIER_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "verify", TOY, spec, "--json", "--timeout", "60",
+                           "--results-file", str(results)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == code, done.stderr
+    assert json.loads(done.stdout)["verdict"] == verdict
+    assert results.read_text().splitlines()[0] == verdict
