@@ -534,7 +534,10 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
 
     # Each round gives every open root time_slice per member, split among its members by TimeShares
     # (more to the one closing the root fastest).
-    shares = {key: TimeShares(len(searches)) for key, searches in roots.items()}
+    # The alpha-per-layer member, far dearer per box, starts with a small share (its wins are rare,
+    # on roots that outlast the warmup: the others' stall then hands it the time).
+    prior = (1.0, 1.0, 0.25)
+    shares = {key: TimeShares(len(searches), prior=prior) for key, searches in roots.items()}
     time_slice = 0.25
     while len(done) < len(roots) and not deadline.passed():
         for key, searches in roots.items():

@@ -18,6 +18,28 @@ def test_equal_shares_during_warmup() -> None:
     assert s.shares() == pytest.approx([1 / 3] * 3)
 
 
+def test_prior_shares_during_warmup() -> None:
+    s = TimeShares(3, warmup=3.0, prior=(1.0, 1.0, 0.5))
+    _run(s, 2, [0.1])
+    assert s.shares() == pytest.approx([0.4, 0.4, 0.2])
+    with pytest.raises(ValueError):
+        TimeShares(3, prior=(1.0, 1.0))
+
+
+def test_a_member_far_behind_gets_less_than_its_speed_alone_would_give() -> None:
+    """ACAS Xu 3_3 prop_2 after 10 own seconds: the leader at log V -4.2 falling 0.14/s, another at -1.0
+    falling 0.08/s (a third of the time by speed alone), the third stalled near -1.7."""
+    s = TimeShares(3, floor=0.1, warmup=0.0)
+    for t in range(1, 11):
+        s.record(0, math.exp(-4.2 + 0.14 * (10 - t)), 1.0)
+        s.record(1, math.exp(-1.66 + 0.001 * (10 - t)), 1.0)
+        s.record(2, math.exp(-0.97 + 0.08 * (10 - t)), 1.0)
+    by_speed = 0.1 + 0.7 * s.speed(2) / sum(s.speed(k) for k in range(3))
+    shares = s.shares()
+    assert shares[2] < by_speed - 0.1
+    assert shares[0] > 0.6 and min(shares) >= 0.1 - 1e-12 and sum(shares) == pytest.approx(1.0)
+
+
 def test_equal_shares_without_progress() -> None:
     s = TimeShares(2, warmup=0.0)
     _run(s, 0, [1.0, 1.0, 1.0])
