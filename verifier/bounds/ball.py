@@ -116,7 +116,11 @@ def with_ball(box: tuple[Tensor, Tensor], ball: Optional[LpBall]) -> tuple[Tenso
 
 
 def take_rows(box: tuple[Tensor, Tensor], rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Batch rows `rows` of a box, keeping its ball if it has one."""
+    """Batch rows `rows` of a box, keeping its ball if it has one (and what else it carries: a box
+    type with a `take` method gathers itself)."""
+    take = getattr(box, "take", None)
+    if take is not None:
+        return take(rows)
     ball = ball_of(box)
     return with_ball((box[0][rows], box[1][rows]), None if ball is None else ball.take(rows))
 

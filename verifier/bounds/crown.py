@@ -19,6 +19,7 @@ from verifier.bounds.ball import LpBall, take_rows
 from verifier.bounds.box import Box, best_of, input_box, objective_matrix, on_device_of
 from verifier.bounds.forward import ForwardPass, supports_forward
 from verifier.bounds.ibp import ibp_objective, propagate_intervals
+from verifier.bounds.ops import ReluBox
 from verifier.model.graph import Graph, Node
 
 Tensor = torch.Tensor
@@ -130,12 +131,20 @@ def _boxes_with_intermediate(graph: Graph, box: Box, given: Mapping[str, Box]) -
         if forward is not None:
             ibp_box = forward.tighten(node, ibp_box, boxes)
         if node.name in given:
-            return given[node.name]
+            return _carrying_relaxation(given[node.name], relaxed.get(node.name))
         if node.name not in relaxed:
             return ibp_box
-        return _tighten(graph, node, ibp_box, boxes, relaxed[node.name])
+        return _carrying_relaxation(_tighten(graph, node, ibp_box, boxes, relaxed[node.name]), relaxed[node.name])
 
     return propagate_intervals(graph, box, refine)
+
+
+def _carrying_relaxation(box: Box, consumers: Optional[list[Node]]) -> Box:
+    """The box of a node that only relus consume as a `ReluBox` (its relaxation computed once, for
+    every backward pass that crosses those relus); any other box as it is."""
+    if not consumers or isinstance(box, ReluBox) or any(c.op != "relu" for c in consumers):
+        return box
+    return ReluBox(box[0], box[1])
 
 
 def _tighten(graph: Graph, node: Node, ibp_box: Box, boxes: Mapping[str, Box],

@@ -16,7 +16,7 @@ import torch
 
 from verifier.bounds.box import Box, input_box, on_device_of
 from verifier.bounds.ibp import propagate_intervals
-from verifier.bounds.ops import relu_relaxation
+from verifier.bounds.ops import relu_box_relaxation
 from verifier.model.graph import Graph, Node
 
 Tensor = torch.Tensor
@@ -76,7 +76,7 @@ def _reshape(node: Node, x: LinearBounds, box: Box | None) -> LinearBounds:
 
 def _relu(node: Node, x: LinearBounds, box: Box | None) -> LinearBounds:
     assert box is not None
-    low, up, up_bias = (t.squeeze(1) for t in relu_relaxation(box[0], box[1], None))  # (B, *s)
+    low, up, up_bias = (t.squeeze(1) for t in relu_box_relaxation(box, None))  # (B, *s)
     return LinearBounds(x.lw * low.unsqueeze(1), x.lb * low, x.uw * up.unsqueeze(1), x.ub * up + up_bias)
 
 
