@@ -100,21 +100,21 @@ def relu_relaxation(l: Tensor, u: Tensor, alpha: Optional[Tensor]) -> tuple[Tens
 
 def _relu_parts(l: Tensor, u: Tensor) -> tuple[Tensor, ...]:
     """What relu's relaxation on [l, u] needs besides alpha, each (B, 1, *s): the unstable mask, the
-    stable neurons' slope (1 active, 0 inactive), the upper line's slope and bias, CROWN's default alpha."""
+    upper line's slope and bias, and the lower slope with CROWN's default alpha."""
     l, u = l.unsqueeze(1), u.unsqueeze(1)
     active, unstable = l >= 0, (l < 0) & (u > 0)
     one, zero = torch.ones_like(l), torch.zeros_like(l)
     width = torch.where(unstable, u - l, one)  # never divide by zero, keeps gradients finite
     chord = u / width
-    fixed = torch.where(active, one, zero)
-    up_slope = torch.where(unstable, chord, fixed)
+    up_slope = torch.where(unstable, chord, torch.where(active, one, zero))
     up_bias = torch.where(unstable, -chord * l, zero)
-    return unstable, fixed, up_slope, up_bias, default_relu_alpha(l, u)
+    return unstable, up_slope, up_bias, torch.where(unstable, default_relu_alpha(l, u), up_slope)
 
 
 def _with_lower(parts: tuple[Tensor, ...], alpha: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    unstable, fixed, up_slope, up_bias, default = parts
-    low_slope = torch.where(unstable, default if alpha is None else _project_unit(alpha), fixed)
+    # A stable neuron's lower slope equals its upper one (1 active, 0 inactive).
+    unstable, up_slope, up_bias, default_low = parts
+    low_slope = default_low if alpha is None else torch.where(unstable, _project_unit(alpha), up_slope)
     return low_slope, up_slope, up_bias
 
 
