@@ -204,7 +204,10 @@ def pair_bounds(graph: Graph, node: Node, pairs: Tensor, boxes: Mapping[str, Box
     """CROWN bounds (P,) of neuron pairs[p, 1] of `node` on box pairs[p, 0]: every pair is its own
     batch element (the boxes it needs gathered), in chunks within MAX_PASS_ELEMENTS."""
     like = boxes[graph.input_name][0]
-    used = {name: boxes[name] for name in [graph.input_name, *relaxed_inputs(graph)] if name in boxes}
+    # Only the boxes a backward pass from `node` can reach: those of nodes before it (topological order).
+    before = {n.name for n in graph.nodes[: [n.name for n in graph.nodes].index(node.name)]}
+    used = {name: boxes[name] for name in [graph.input_name, *relaxed_inputs(graph)]
+            if name in boxes and name in before}
     per_pair = 2 * max(math.prod(n.shape) for n in graph.nodes) + 2 * sum(b[0][0].numel() for b in used.values())
     chunk = max(1, MAX_PASS_ELEMENTS // per_pair)
     lows, ups = [], []
