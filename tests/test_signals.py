@@ -19,8 +19,10 @@ from tests.examples import FALSIFIABLE, ROBUST, TOY
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Python run as `python -c PRELUDE + PATCH`: the patch makes one step print READY and sleep.
-PRELUDE = "import sys, time\n"
+# Python run as `python -c PRELUDE + PATCH`: the patch makes one step print READY and sleep. The prelude
+# restores Python's own SIGINT handler, as in an interactive shell: a test run started in the background
+# (`cmd &` in a script) passes SIGINT ignored to its children, and Python then leaves it ignored.
+PRELUDE = "import signal, sys, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
 SLEEP = "def _sleep(*a, **k):\n    print('READY', file=sys.stderr, flush=True)\n    time.sleep(60)\n"
 PATCHES = {
     "verify": SLEEP + "import verifier.cli\nverifier.cli._set_threads = _sleep\n",
