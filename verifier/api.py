@@ -536,7 +536,7 @@ def _branch_and_bound(problem: Problem, outcomes: list[PropertyOutcome], open_cl
     # (more to the one closing the root fastest).
     # The alpha-per-layer member, far dearer per box, starts with a small share (its wins are rare,
     # on roots that outlast the warmup: the others' stall then hands it the time).
-    prior = (1.0, 1.0, 0.25)
+    prior = tuple(0.25 if c.intermediate == "alpha" else 1.0 for c in configs)
     shares = {key: TimeShares(len(searches), prior=prior) for key, searches in roots.items()}
     time_slice = 0.25
     while len(done) < len(roots) and not deadline.passed():
