@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.bounds.graphs import Case, cases, no_deadline
-from verifier.bounds.crown import crown, crown_with_input_coefficients
+from verifier.bounds.crown import crown, crown_with_input_coefficients, relaxed_inputs
 from verifier.bounds.ops import ReluBox, relu_box_relaxation, relu_relaxation
 
 
@@ -47,11 +47,7 @@ def test_crown_on_carried_relaxations_equals_crown_on_plain_boxes(case: Case) ->
     """The intermediate boxes CROWN returns carry their relaxations; handing back plain (l, u) tuples
     (which recompute them) must give the same bounds and input coefficients."""
     result = crown(case.graph, case.lower, case.upper, case.C)
-    consumers: dict[str, set[str]] = {}
-    for n in case.graph.nodes:
-        for name in n.inputs:
-            consumers.setdefault(name, set()).add(n.op)
-    relu_inputs = {name for name, ops in consumers.items() if ops == {"relu"}}
+    relu_inputs = {name for name, nodes in relaxed_inputs(case.graph).items() if {n.op for n in nodes} == {"relu"}}
     assert all(isinstance(result.intermediate[name], ReluBox) for name in relu_inputs if name in result.intermediate)
     plain = {name: (box[0], box[1]) for name, box in result.intermediate.items()}
     carried = crown_with_input_coefficients(case.graph, case.lower, case.upper, case.C,
