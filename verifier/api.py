@@ -401,7 +401,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
         return _finish(TIMEOUT, outcomes, "timeout before every property was bounded")
     mode = _bab_mode(problem, opts)
     # Input splitting samples the open region for counterexamples as it goes; ReLU splitting does not.
-    if mode == "relu" and opts.strong_attack is not None and any(o.verdict == UNKNOWN for o in outcomes):
+    if mode == "relu" and opts.strong_attacks and any(o.verdict == UNKNOWN for o in outcomes):
         t = time.monotonic()
         report("strong attack")
         result = _strong_attack(problem, opts, outcomes, deadline)
@@ -431,16 +431,17 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
 
 def _strong_attack(problem: Problem, opts: VerifyOptions, outcomes: list[PropertyOutcome],
                    deadline: _Deadline) -> Result | None:
-    """The larger attack on the properties still open, within `strong_attack_share` of the time left:
-    branch and bound proves far better than it searches, and a sat instance it cannot prove costs it
-    the whole timeout, where many starts and a slower step schedule find most such points in a second."""
+    """The larger attacks on the properties still open, in turn, within `strong_attack_share` of the time
+    left: branch and bound proves far better than it searches, and a sat instance it cannot prove costs it
+    the whole timeout, where a long descent or many starts find most such points in seconds."""
     budget = _Deadline(opts.strong_attack_share * max(0.0, deadline.at - time.monotonic()), time.monotonic())
-    for i, outcome in enumerate(outcomes):
-        if outcome.verdict != UNKNOWN or budget.passed():
-            continue
-        cex = find_counterexample(problem, i, opts, budget, opts.strong_attack)
-        if cex is not None:
-            return _sat(outcomes, i, "pgd", cex)[1]
+    for attack in opts.strong_attacks:
+        for i, outcome in enumerate(outcomes):
+            if outcome.verdict != UNKNOWN or budget.passed():
+                continue
+            cex = find_counterexample(problem, i, opts, budget, attack)
+            if cex is not None:
+                return _sat(outcomes, i, "pgd", cex)[1]
     return None
 
 

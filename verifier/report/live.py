@@ -17,7 +17,7 @@ _STAGE_TEXT = {
     "load": "loading the model and spec",
     "attack": "searching for a counterexample (PGD)",
     "bounds": "bounding (IBP, CROWN, alpha-CROWN)",
-    "strong attack": "searching harder for a counterexample (PGD, 1024 starts)",
+    "strong attack": "searching harder for a counterexample (long PGD, then 1024 starts)",
     "input split": "branch and bound: input split",
     "relu split": "branch and bound: ReLU split",
 }
