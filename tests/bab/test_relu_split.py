@@ -271,6 +271,31 @@ def test_deadline_is_honoured() -> None:
     assert time.monotonic() - start < 0.5 + 2.0
 
 
+def test_float64_recheck_stops_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the float64 recheck of thin proofs redid a whole batch at once, without looking at the
+    clock (on cifar10_resnet, 36 s past a 300 s deadline: the batch sizer had grown batches on steps
+    without thin proofs). With every float32 proof rechecked and the recheck made slow (0.05 s a domain)
+    from 1 s on, the search still returns soon after its deadline."""
+    import verifier.bab.relu_split as relu_split
+
+    real = relu_split.layer_bounds
+    slow_from = time.monotonic() + 1.0
+
+    def slow_in_float64(graph, xl, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if xl.dtype == torch.float64 and time.monotonic() > slow_from:
+            time.sleep(0.05 * xl.shape[0])
+        return real(graph, xl, *args, **kwargs)
+
+    monkeypatch.setattr(relu_split, "layer_bounds", slow_in_float64)
+    p = _hard_problem()
+    graph, lower, upper, C, d = p.graph.to("cpu", torch.float32), p.lower.float(), p.upper.float(), p.C.float(), p.d.float()
+    config = replace(FAST, recheck_all=True, batch_size=256)
+    start = time.monotonic()
+    res = relu_split_bab(graph, lower, upper, C, d, start + 3.0, lambda x: False, config)
+    assert time.monotonic() - start < 3.0 + 1.5
+    assert res.verdict == "timeout" and res.domains > 0
+
+
 def test_memory_guard_gives_unknown_with_a_reason() -> None:
     p = _hard_problem()
     config = ReluSplitConfig(batch_size=4, iterations=0, root_iterations=0, max_frontier=2)
