@@ -603,7 +603,10 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
     proved domains, and each unsat root's go there (certificates)."""
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
-    config = ReluSplitConfig(seed=seed, semantics=semantics)
+    # A GPU needs thousands of domains a batch to be busy; that many is a ceiling there, which the search
+    # lowers to what fits in the device's free memory at the bytes per domain it measures (see _BatchSizer).
+    gpu = str(problem.device).startswith("cuda")
+    config = ReluSplitConfig(seed=seed, semantics=semantics, batch_size=4096 if gpu else 256)
     updated = list(outcomes)
     n_roots = sum(len(open_clauses[i]) for i, o in enumerate(outcomes) if o.verdict == UNKNOWN)
     before = {"domains": 0, "roots_done": 0}  # totals of the roots already searched

@@ -1,7 +1,19 @@
-"""Device memory housekeeping shared by the branch-and-bound drivers."""
+"""Device memory housekeeping shared by the branch-and-bound drivers: how much memory is free on the device
+a search runs on, and the budgets derived from it (the frontier's, a batch's), so that limits follow the
+machine (an 80 GB GPU, a 7 GB CI runner) instead of constants tuned on one of them."""
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 import torch
+
+# Shares of the memory free when a search starts that its frontier (the open domains stored) may fill:
+# a GPU is taken to be the search's own, a host is shared with other processes (`run --jobs`).
+FRONTIER_SHARE = {"cuda": 0.4, "cpu": 0.25}
+# Share of the memory free after a batch that the next batch's temporaries may take.
+BATCH_SHARE = 0.5
+HOST_FALLBACK = 8e9  # bytes assumed free where the host does not say
 
 
 def release_cached_memory() -> None:
@@ -9,3 +21,52 @@ def release_cached_memory() -> None:
     smaller retry batch does not fail on fragmentation alone."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def free_bytes(device: torch.device) -> float:
+    """Bytes new tensors on `device` can take now: on CUDA the device's free memory plus the blocks
+    torch's caching allocator holds unused; on the host, the kernel's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return float(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    return host_available()
+
+
+def host_available() -> float:
+    """MemAvailable from /proc/meminfo (Linux), else the free physical pages, else HOST_FALLBACK."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return HOST_FALLBACK
+
+
+def frontier_budget(device: torch.device) -> float:
+    """Bytes a search's stored frontier may fill: FRONTIER_SHARE of what is free on `device` now."""
+    return FRONTIER_SHARE["cuda" if device.type == "cuda" else "cpu"] * free_bytes(device)
+
+
+class BatchPeak:
+    """The most memory one batch's work took on a CUDA device, above what was allocated before it
+    (`with BatchPeak(device) as peak: ...; peak.bytes`); None on the host, where torch keeps no such count."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.bytes: Optional[float] = None
+        self._base = 0
+
+    def __enter__(self) -> "BatchPeak":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda" and exc[0] is None:
+            self.bytes = float(torch.cuda.max_memory_allocated(self.device) - self._base)

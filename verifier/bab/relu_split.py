@@ -56,7 +56,7 @@ import torch
 
 from verifier.attack.pgd import box_descent, clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
-from verifier.bab.memory import release_cached_memory
+from verifier.bab.memory import BATCH_SHARE, BatchPeak, free_bytes, frontier_budget, release_cached_memory
 from verifier.bab.region import InputRegion
 from verifier.bounds.adam import Adam
 from verifier.bounds.backward import rule_for
@@ -83,7 +83,7 @@ class ReluSplitConfig:
     refresh_intermediate: bool = True  # recompute pre-activation bounds after the newest split's layer
     mix_rows: bool = True  # also bound convex mixtures of a conjunction's rows (with_convex_mixtures)
     max_frontier: int = 1_000_000  # open domains kept before giving up (memory guard)
-    max_frontier_bytes: float = 2e9  # the same, in bytes of stored tensors
+    max_frontier_bytes: Optional[float] = None  # the same, in bytes of stored tensors (None: memory.frontier_budget)
     attack_candidates: int = 16  # open domains per batch whose candidate points get PGD steps
     attack_steps: int = 10
     # The worst open domains are also attacked inside their own region: sign-gradient steps on the clause
@@ -106,8 +106,10 @@ class ReluSplitConfig:
 class _BatchSizer:
     """How many domains to bound next: the configured batch, but no more than fit in half the time
     left at the last measured time per domain (big networks on a CPU can take seconds a domain, and
-    one batch must not run far past the deadline); it starts at 8 and at most doubles per step, and
-    halves its ceiling whenever a batch runs out of memory."""
+    one batch must not run far past the deadline) and, where the device reports a batch's peak memory
+    (CUDA), no more than fit in BATCH_SHARE of the memory then free at the measured bytes per domain;
+    it starts at 8 and at most doubles per step, and halves its ceiling whenever a batch runs out of
+    memory."""
 
     def __init__(self, most: int, deadline: float) -> None:
         self.most, self.deadline = max(1, most), deadline
@@ -124,6 +126,14 @@ class _BatchSizer:
     def took(self, n: int, seconds: float) -> None:
         self.per_domain = seconds / max(1, n)
         self.size = min(self.most, 2 * self.size)
+
+    def fit_memory(self, n: int, peak: Optional[float], free: float) -> None:
+        """After a batch of n domains whose work took `peak` bytes at most (None: not measured), with
+        `free` bytes free now: the ceiling becomes what fits in BATCH_SHARE of that."""
+        if peak is None or peak <= 0 or n <= 0:
+            return
+        self.most = max(1, min(self.most, int(BATCH_SHARE * free * n / peak)))
+        self.size = min(self.size, self.most)
 
     def next(self) -> int:
         if self.per_domain <= 0:
@@ -330,13 +340,16 @@ class _Search:
         stack.push(self._root())
         iterations = self.config.root_iterations
         batch = _BatchSizer(self.config.batch_size, self.deadline)
+        device = self.xl.device
+        max_bytes = self.config.max_frontier_bytes or frontier_budget(device)
         while stack.size:
             if time.monotonic() > self.deadline:
                 return BabOutcome("timeout", None, min(self.stuck_worst, stack.worst_margin()), self.domains)
             doms = stack.pop(batch.next())
             began = time.monotonic()
             try:
-                outcome, children = self._step(doms, iterations)
+                with BatchPeak(device) as peak:
+                    outcome, children = self._step(doms, iterations)
             except torch.OutOfMemoryError:
                 stack.push(doms)  # nothing of theirs was recorded: bound them again, fewer at a time
                 release_cached_memory()
@@ -346,13 +359,14 @@ class _Search:
                 continue
             if iterations == self.config.iterations:  # the root's step is no guide to the others
                 batch.took(len(doms), time.monotonic() - began)
+                batch.fit_memory(len(doms), peak.bytes, free_bytes(device) if peak.bytes else 0.0)
             iterations = self.config.iterations
             if outcome is not None:
                 return outcome
             stack.push(children)
             if tick is not None:
                 tick(self.domains, stack.size, min(self.stuck_worst, stack.worst_margin()))
-            if stack.size > self.config.max_frontier or stack.nbytes > self.config.max_frontier_bytes:
+            if stack.size > self.config.max_frontier or stack.nbytes > max_bytes:
                 return BabOutcome("unknown", None, min(self.stuck_worst, stack.worst_margin()), self.domains,
                                   f"too many open domains ({stack.size}, {stack.nbytes / 1e6:.0f} MB)")
         if self.stuck:
