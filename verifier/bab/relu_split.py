@@ -652,6 +652,7 @@ class _Search:
         exact = torch.full((idx.numel(),), -math.inf, dtype=torch.float64, device=idx.device)
         empty = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
         sizer = _BatchSizer(idx.numel(), self.deadline)
+        g64 = self.graph.to(self.xl.device, torch.float64)
         at = 0
         while at < idx.numel() and time.monotonic() <= self.deadline:
             began, sub = time.monotonic(), idx[at:at + sizer.next()]
@@ -659,18 +660,19 @@ class _Search:
             root = {n: (lo.expand(sub.numel(), *lo.shape[1:]), up.expand(sub.numel(), *up.shape[1:]))
                     for n, (lo, up) in self._root64().items()}
             with torch.no_grad():
-                boxes = layer_bounds(self.graph.to(xl.device, torch.float64), xl, xu, self.layers, root, -1,
+                boxes = layer_bounds(g64, xl, xu, self.layers, root, -1,
                                      {n: doms.sign[n][sub] for n in self.layers},
                                      ball=self.region.balls(sub.numel(), like=xl))
-            exact[at:at + sub.numel()], empty[at:at + sub.numel()] = self._margin64(sub, doms, b, boxes)
+            exact[at:at + sub.numel()], empty[at:at + sub.numel()] = self._margin64(g64, sub, doms, b, boxes)
             sizer.took(sub.numel(), time.monotonic() - began)
             at += sub.numel()
         return exact, empty
 
-    def _margin64(self, idx: Tensor, doms: _Domains, b: _Bounded, boxes: dict[str, Box]) -> tuple[Tensor, Tensor]:
-        """float64 margins (the best row) of the domains `idx` over the float64 pre-activation `boxes`,
-        with their float32 slopes and multipliers, and whether those boxes cross (the domain is empty)."""
-        g64 = self.graph.to(self.xl.device, torch.float64)
+    def _margin64(self, g64: Graph, idx: Tensor, doms: _Domains, b: _Bounded,
+                  boxes: dict[str, Box]) -> tuple[Tensor, Tensor]:
+        """float64 margins (the best row) of the domains `idx` over the float64 pre-activation `boxes`
+        (g64: the graph in float64), with their float32 slopes and multipliers, and whether those boxes
+        cross (the domain is empty)."""
         xl, xu = self.xl.double().expand(idx.numel(), -1), self.xu.double().expand(idx.numel(), -1)
         betas = {n: t[idx] for n, t in b.beta.items()} if self.config.beta else {}
         signs = {n: doms.sign[n][idx] for n in self.layers}
