@@ -296,6 +296,22 @@ def test_float64_recheck_stops_at_the_deadline(monkeypatch: pytest.MonkeyPatch) 
     assert res.verdict == "timeout" and res.domains > 0
 
 
+def test_layer_bounds_give_up_at_their_deadline() -> None:
+    """layer_bounds with a passed deadline raises DeadlinePassed (no bounds half done), and with a
+    future one returns the same bounds as without."""
+    from verifier.bounds.crown import relaxed_inputs
+    from verifier.bounds.layerwise import DeadlinePassed, layer_bounds
+
+    p = _hard_problem()
+    xl, xu, layers = p.lower.reshape(1, -1), p.upper.reshape(1, -1), list(relaxed_inputs(p.graph))
+    with pytest.raises(DeadlinePassed):
+        layer_bounds(p.graph, xl, xu, layers, None, -1, None, deadline=time.monotonic() - 1.0)
+    plain = layer_bounds(p.graph, xl, xu, layers, None, -1, None)
+    timed = layer_bounds(p.graph, xl, xu, layers, None, -1, None, deadline=time.monotonic() + 60.0)
+    for name in layers:
+        assert torch.equal(plain[name][0], timed[name][0]) and torch.equal(plain[name][1], timed[name][1])
+
+
 def test_memory_guard_gives_unknown_with_a_reason() -> None:
     p = _hard_problem()
     config = ReluSplitConfig(batch_size=4, iterations=0, root_iterations=0, max_frontier=2)

@@ -63,7 +63,7 @@ from verifier.bounds.backward import rule_for
 from verifier.bounds.ball import LpBall
 from verifier.bounds.box import Box, concretize_lower, input_box, objective_matrix, on_device_of
 from verifier.bounds.crown import relaxed_inputs
-from verifier.bounds.layerwise import layer_bounds
+from verifier.bounds.layerwise import DeadlinePassed, layer_bounds
 from verifier.bounds.ops import default_relu_alpha
 from verifier.bounds.margin_check import Allowance, allowance, proves
 from verifier.model.graph import Graph
@@ -111,10 +111,10 @@ class _BatchSizer:
     it starts at 8 and at most doubles per step, and halves its ceiling whenever a batch runs out of
     memory."""
 
-    def __init__(self, most: int, deadline: float) -> None:
+    def __init__(self, most: int, deadline: float, first: int = 8, per_domain: float = 0.0) -> None:
         self.most, self.deadline = max(1, most), deadline
-        self.size = min(8, self.most)
-        self.per_domain = 0.0
+        self.size = max(1, min(first, self.most))
+        self.per_domain = per_domain  # seconds a domain, measured (0: not yet)
 
     def shrink(self, failed: int) -> bool:
         """After running out of memory on `failed` domains: at most half as many from now on. False when
@@ -249,12 +249,15 @@ class RootBounds:
         self.optimise = (config.root_intermediate_iterations, config.lr_alpha, deadline)
         self._boxes: dict[torch.dtype, dict[str, Box]] = {}
 
-    def boxes(self, dtype: torch.dtype) -> dict[str, Box]:
+    def boxes(self, dtype: torch.dtype, deadline: Optional[float] = None) -> dict[str, Box]:
+        """The root's bounds in `dtype`; with `deadline`, `DeadlinePassed` if it passes first (nothing kept:
+        on cifar10_resnet the float64 ones take 17-21 s)."""
         if dtype not in self._boxes:
             graph = self.graph if dtype == self.xl.dtype else self.graph.to(self.xl.device, dtype)
             region = self.region.to(dtype)
             self._boxes[dtype] = layer_bounds(graph, region.xl, region.xu, self.layers, None, -1,
-                                               None, optimise=self.optimise, ball=region.balls(1))
+                                               None, optimise=self.optimise, ball=region.balls(1),
+                                               deadline=deadline)
         return self._boxes[dtype]
 
 
@@ -314,6 +317,7 @@ class _Search:
         self.began, self.attack_seconds = time.monotonic(), 0.0  # the domain attack's share of the time
         self.recorder: Optional[Any] = None  # told every proved domain (certificates), when set
         self._allow: Optional[Allowance] = None  # the root box's margin allowances (see _allowance)
+        self.recheck_seconds = 0.0  # the float64 recheck's last measured seconds a domain (see _recheck64)
 
     def _allowance(self) -> Allowance:
         """The root box's allowances for the clause's rows: every domain lies inside the root box, so its
@@ -375,8 +379,9 @@ class _Search:
         return BabOutcome("unsat", None, self.proved, self.domains)
 
     def _root64(self) -> dict[str, Box]:
-        """The root's pre-activation bounds recomputed in float64 (once per box), for the float64 rechecks."""
-        return self.root.boxes(torch.float64)
+        """The root's pre-activation bounds recomputed in float64 (once per box), for the float64 rechecks;
+        `DeadlinePassed` if the search's deadline passes first."""
+        return self.root.boxes(torch.float64, self.deadline)
 
     def _root(self) -> _Domains:
         """The root domain, its pre-activation bounds by CROWN, CROWN's slopes and zero multipliers."""
@@ -413,6 +418,10 @@ class _Search:
         if open_.numel() == 0:
             return None, doms.index(open_)
         margin, best_row = margin[open_], best_row[open_]
+        if time.monotonic() > self.deadline:  # no time to attack or split: they go back open, and the loop stops
+            rest = doms.index(open_)
+            rest.margin = margin
+            return None, rest
         cex = self._attack(b.A_input[open_], best_row, margin,
                            signs={n: doms.sign[n][open_] for n in self.layers})
         if cex is not None:
@@ -645,27 +654,35 @@ class _Search:
     def _recheck64(self, idx: Tensor, doms: _Domains, b: _Bounded) -> tuple[Tensor, Tensor]:
         """float64 margins and emptiness of the domains `idx`, redone from scratch (the root's bounds in
         float64, then CROWN with the decisions' clamps) with their float32 slopes and multipliers: in
-        chunks sized by a `_BatchSizer` while time is left (on a ResNet one domain's pass takes
-        seconds, and a whole batch's ran 36 s past the deadline); those left over get -inf and stay open.
+        chunks sized by a `_BatchSizer` while time is left, a layer at a time (on cifar10_resnet one
+        domain's pass takes up to 18 s, and a whole batch's ran 36 s past the deadline); those left over
+        get -inf and stay open.
         (Widening the float32 boxes by each neuron's float32 error bound instead proved none of the thin
         domains on mnist_fc or cifar10_resnet: the margins are far thinner than that slack.)"""
         exact = torch.full((idx.numel(),), -math.inf, dtype=torch.float64, device=idx.device)
         empty = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
-        sizer = _BatchSizer(idx.numel(), self.deadline)
+        # one domain first while the cost is unknown (8 at once ran 15 s past a deadline), else 8; doubling,
+        # capped by what fits at the last measured cost (measured on earlier domains: it licenses no more)
+        sizer = _BatchSizer(idx.numel(), self.deadline, first=8 if self.recheck_seconds > 0 else 1,
+                            per_domain=self.recheck_seconds)
         g64 = self.graph.to(self.xl.device, torch.float64)
         at = 0
         while at < idx.numel() and time.monotonic() <= self.deadline:
             began, sub = time.monotonic(), idx[at:at + sizer.next()]
             xl, xu = self.xl.double().expand(sub.numel(), -1), self.xu.double().expand(sub.numel(), -1)
-            root = {n: (lo.expand(sub.numel(), *lo.shape[1:]), up.expand(sub.numel(), *up.shape[1:]))
-                    for n, (lo, up) in self._root64().items()}
-            with torch.no_grad():
-                boxes = layer_bounds(g64, xl, xu, self.layers, root, -1,
-                                     {n: doms.sign[n][sub] for n in self.layers},
-                                     ball=self.region.balls(sub.numel(), like=xl))
+            try:
+                root = {n: (lo.expand(sub.numel(), *lo.shape[1:]), up.expand(sub.numel(), *up.shape[1:]))
+                        for n, (lo, up) in self._root64().items()}
+                with torch.no_grad():
+                    boxes = layer_bounds(g64, xl, xu, self.layers, root, -1,
+                                         {n: doms.sign[n][sub] for n in self.layers},
+                                         ball=self.region.balls(sub.numel(), like=xl), deadline=self.deadline)
+            except DeadlinePassed:
+                break
             exact[at:at + sub.numel()], empty[at:at + sub.numel()] = self._margin64(g64, sub, doms, b, boxes)
             sizer.took(sub.numel(), time.monotonic() - began)
             at += sub.numel()
+        self.recheck_seconds = sizer.per_domain
         return exact, empty
 
     def _margin64(self, g64: Graph, idx: Tensor, doms: _Domains, b: _Bounded,

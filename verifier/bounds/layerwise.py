@@ -24,17 +24,24 @@ from verifier.model.graph import Graph, Node
 Tensor = torch.Tensor
 
 
+class DeadlinePassed(Exception):
+    """`layer_bounds` was given a `deadline` and it passed before the bounds were done."""
+
+
 def layer_bounds(graph: Graph, xl: Tensor, xu: Tensor, layers: list[str], stored: Optional[dict[str, Box]],
                   start: int, signs: Optional[dict[str, Tensor]],
                   optimise: Optional[tuple[int, float, float]] = None,
-                  ball: Optional[LpBall] = None) -> dict[str, Box]:
+                  ball: Optional[LpBall] = None, deadline: Optional[float] = None) -> dict[str, Box]:
     """Pre-activation bounds of every relu input node, layer by layer: those of layers <= start taken
     from `stored`, the others the IBP box (of the refined boxes before them) tightened by CROWN on its
     unstable neurons and intersected with `stored` (when given). With `signs`, the split decisions are
     applied by clamping (active: lower >= 0, inactive: upper <= 0). optimise = (iterations, lr,
     deadline): then tighten each layer's unstable neurons further by alpha-CROWN (Adam on the lower
     slopes of the relus before it, one set per bound). With `ball` (one per batch row) the input set is
-    ball ∩ box, and every backward pass is concretised over both (`box.concretize_lower`)."""
+    ball ∩ box, and every backward pass is concretised over both (`box.concretize_lower`). With
+    `deadline` (a time.monotonic() value), `DeadlinePassed` is raised if it passes before a layer is
+    tightened: on a ResNet in float64 one domain's layers take seconds each, for callers that would
+    rather give up than overrun."""
     pos = {name: i for i, name in enumerate(layers)}
 
     def refine(node: Node, ibp_box: Box, boxes: dict[str, Box]) -> Box:
@@ -43,6 +50,8 @@ def layer_bounds(graph: Graph, xl: Tensor, xu: Tensor, layers: list[str], stored
             return ibp_box
         if stored is not None and i <= start:
             return stored[node.name]
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlinePassed(node.name)
         l, u = ibp_box
         if stored is not None:
             l, u = torch.maximum(l, stored[node.name][0]), torch.minimum(u, stored[node.name][1])
