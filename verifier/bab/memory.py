@@ -53,20 +53,54 @@ def frontier_budget(device: torch.device) -> float:
 
 
 class BatchPeak:
-    """The most memory one batch's work took on a CUDA device, above what was allocated before it
-    (`with BatchPeak(device) as peak: ...; peak.bytes`); None on the host, where torch keeps no such count."""
+    """The most memory one batch's work took, above what was in use before it (`with BatchPeak(device) as
+    peak: ...; peak.bytes`): on CUDA from torch's allocator; on a Linux host from the process's peak resident
+    set (VmHWM, reset before the batch through /proc/self/clear_refs), where torch keeps no count and running
+    out means the kernel kills the process (an oval21 search grew to 12 GB); None where neither is available."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.bytes: Optional[float] = None
-        self._base = 0
+        self._base = 0.0
+        self._host = False
 
     def __enter__(self) -> "BatchPeak":
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
+            self._base = float(torch.cuda.memory_allocated(self.device))
+        else:
+            rss = _status_bytes("VmRSS")
+            self._host = rss is not None and _reset_peak_rss()
+            self._base = rss or 0.0
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda" and exc[0] is None:
-            self.bytes = float(torch.cuda.max_memory_allocated(self.device) - self._base)
+        if exc[0] is not None:
+            return
+        if self.device.type == "cuda":
+            self.bytes = float(torch.cuda.max_memory_allocated(self.device)) - self._base
+        elif self._host:
+            peak = _status_bytes("VmHWM")
+            self.bytes = None if peak is None else max(0.0, peak - self._base)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_bytes(field: str) -> Optional[float]:
+    """A `kB` field of /proc/self/status (VmRSS, VmHWM) in bytes; None where there is none."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
