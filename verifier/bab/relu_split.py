@@ -106,8 +106,9 @@ class ReluSplitConfig:
 class _BatchSizer:
     """How many domains to bound next: the configured batch, but no more than fit in half the time
     left at the last measured time per domain (big networks on a CPU can take seconds a domain, and
-    one batch must not run far past the deadline) and, where the device reports a batch's peak memory
-    (CUDA), no more than fit in BATCH_SHARE of the memory then free at the measured bytes per domain;
+    one batch must not run far past the deadline) and, where a batch's peak memory is measured (CUDA, a
+    Linux host: `memory.BatchPeak`), no more than fit in BATCH_SHARE of the memory then free at the
+    measured bytes per domain;
     it starts at 8 and at most doubles per step, and halves its ceiling whenever a batch runs out of
     memory."""
 
@@ -669,37 +670,31 @@ class _Search:
         at = 0
         while at < idx.numel() and time.monotonic() <= self.deadline:
             began, sub = time.monotonic(), idx[at:at + sizer.next()]
-            xl, xu = self.xl.double().expand(sub.numel(), -1), self.xu.double().expand(sub.numel(), -1)
+            n = sub.numel()
+            xl, xu = self.xl.double().expand(n, -1), self.xu.double().expand(n, -1)
+            balls = self.region.balls(n, like=xl)
+            signs = {name: doms.sign[name][sub] for name in self.layers}
             try:
-                root = {n: (lo.expand(sub.numel(), *lo.shape[1:]), up.expand(sub.numel(), *up.shape[1:]))
-                        for n, (lo, up) in self._root64().items()}
+                root = {name: (lo.expand(n, *lo.shape[1:]), up.expand(n, *up.shape[1:]))
+                        for name, (lo, up) in self._root64().items()}
                 with torch.no_grad():
-                    boxes = layer_bounds(g64, xl, xu, self.layers, root, -1,
-                                         {n: doms.sign[n][sub] for n in self.layers},
-                                         ball=self.region.balls(sub.numel(), like=xl), deadline=self.deadline)
+                    boxes = layer_bounds(g64, xl, xu, self.layers, root, -1, signs, ball=balls,
+                                         deadline=self.deadline)
             except DeadlinePassed:
                 break
-            exact[at:at + sub.numel()], empty[at:at + sub.numel()] = self._margin64(g64, sub, doms, b, boxes)
-            sizer.took(sub.numel(), time.monotonic() - began)
-            at += sub.numel()
+            betas = {name: t[sub] for name, t in b.beta.items()} if self.config.beta else {}
+            # b.C is (k, m) for the plain rows, (1 or N, k, m) with a learned mixture: index domains only then
+            C = (b.C[sub] if b.C.dim() == 3 and b.C.shape[0] > 1 else b.C).double()
+            with torch.no_grad():
+                lb, _, _ = _objective(g64, xl, xu, C, boxes, {r: b.alpha[r][sub].double() for r in self.relu_of},
+                                      _signed_beta(betas, signs, torch.float64), ball=balls)
+            exact[at:at + n] = (lb + b.d[sub].double()).max(dim=1).values
+            empty[at:at + n] = _empty(boxes, self.layers)
+            sizer.took(n, time.monotonic() - began)
+            at += n
         self.recheck_seconds = sizer.per_domain
         return exact, empty
 
-    def _margin64(self, g64: Graph, idx: Tensor, doms: _Domains, b: _Bounded,
-                  boxes: dict[str, Box]) -> tuple[Tensor, Tensor]:
-        """float64 margins (the best row) of the domains `idx` over the float64 pre-activation `boxes`
-        (g64: the graph in float64), with their float32 slopes and multipliers, and whether those boxes
-        cross (the domain is empty)."""
-        xl, xu = self.xl.double().expand(idx.numel(), -1), self.xu.double().expand(idx.numel(), -1)
-        betas = {n: t[idx] for n, t in b.beta.items()} if self.config.beta else {}
-        signs = {n: doms.sign[n][idx] for n in self.layers}
-        # b.C is (k, m) for the plain rows, (1 or N, k, m) with a learned mixture: index domains only then
-        C = (b.C[idx] if b.C.dim() == 3 and b.C.shape[0] > 1 else b.C).double()
-        with torch.no_grad():
-            lb, _, _ = _objective(g64, xl, xu, C, boxes, {r: b.alpha[r][idx].double() for r in self.relu_of},
-                                  _signed_beta(betas, signs, torch.float64),
-                                  ball=self.region.balls(idx.numel(), like=xl))
-        return (lb + b.d[idx].double()).max(dim=1).values, _empty(boxes, self.layers)
 
 # --- bounding ------------------------------------------------------------------------------------
 
