@@ -416,7 +416,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
                                                  bab, proofs, opts.semantics)
         else:
             outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab, proofs,
-                                           opts.semantics)
+                                           opts.semantics, opts.memory_share)
         times["bab"] = time.monotonic() - t
         if result is not None:
             return result
@@ -596,7 +596,7 @@ def _relu_recorder() -> Any:
 def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses: dict[int, list[int]],
                 deadline: _Deadline, seed: int = 0, report: Reporter = SILENT, stats: dict[str, int] | None = None,
                 proofs: dict[tuple[int, int], Any] | None = None, semantics: str = "real",
-                ) -> tuple[list[PropertyOutcome], Result | None]:
+                memory_share: float = 1.0) -> tuple[list[PropertyOutcome], Result | None]:
     """ReLU-split BaB (alpha/beta-CROWN) on every open (box, clause) root in turn; unsat needs all. An
     undecided property's margin is the search's worst open bound once every open clause was searched
     (the root bound otherwise); `stats` gets the domains bounded. With `proofs`, each search records its
@@ -606,7 +606,8 @@ def _relu_split(problem: Problem, outcomes: list[PropertyOutcome], open_clauses:
     # A GPU needs thousands of domains a batch to be busy; that many is a ceiling there, which the search
     # lowers to what fits in the device's free memory at the bytes per domain it measures (see _BatchSizer).
     gpu = str(problem.device).startswith("cuda")
-    config = ReluSplitConfig(seed=seed, semantics=semantics, batch_size=4096 if gpu else 256)
+    config = ReluSplitConfig(seed=seed, semantics=semantics, batch_size=4096 if gpu else 256,
+                             memory_share=memory_share)
     updated = list(outcomes)
     n_roots = sum(len(open_clauses[i]) for i, o in enumerate(outcomes) if o.verdict == UNKNOWN)
     before = {"domains": 0, "roots_done": 0}  # totals of the roots already searched

@@ -57,6 +57,9 @@ class VerifyOptions:
     # real: an unsat holds for the real-valued network; float32: also for the network evaluated in IEEE
     # float32 in any summation order (proved margins must exceed a float32 error bound).
     semantics: str = "real"
+    # Part of the device's free memory ReLU split may count on: 1/N when N verifications run side by side
+    # on one machine (`run --jobs N` sets it), since each measures the same free memory.
+    memory_share: float = 1.0
 
     def __post_init__(self) -> None:
         from verifier.errors import InputError
@@ -69,6 +72,8 @@ class VerifyOptions:
             raise InputError(f"unknown bab mode {self.bab!r}; choose one of {', '.join(BAB_MODES)}")
         if self.semantics not in SEMANTICS:
             raise InputError(f"unknown semantics {self.semantics!r}; choose one of {', '.join(SEMANTICS)}")
+        if not 0.0 < self.memory_share <= 1.0:
+            raise InputError(f"memory_share must be in (0, 1], got {self.memory_share!r}")
         if self.dtype not in ("float32", "float64"):
             raise InputError(f"unknown dtype {self.dtype!r}; choose float32 or float64")
         if not self.timeout > 0:

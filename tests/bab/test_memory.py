@@ -18,6 +18,13 @@ def test_host_reports_free_memory_and_the_frontier_takes_its_share() -> None:
     assert budget == pytest.approx(memory.FRONTIER_SHARE["cpu"] * free, rel=0.2)  # free memory moves a little
 
 
+def test_frontier_budget_takes_the_search_s_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 8e9)
+    whole = memory.frontier_budget(torch.device("cpu"))
+    assert whole == memory.FRONTIER_SHARE["cpu"] * 8e9
+    assert memory.frontier_budget(torch.device("cpu"), share=0.25) == pytest.approx(whole / 4)
+
+
 def test_host_available_falls_back_when_proc_is_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
     def unreadable(*args: object, **kwargs: object) -> None:
         raise OSError("no /proc")

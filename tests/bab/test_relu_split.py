@@ -319,6 +319,15 @@ def test_memory_guard_gives_unknown_with_a_reason() -> None:
     assert res.verdict == "unknown" and "open domains" in res.message
 
 
+def test_memory_share_scales_the_frontier_guard() -> None:
+    """A search told it may count on a sliver of the host's memory (`run --jobs N` gives 1/N) stops at a
+    frontier of that size: here 1e-12 of the free memory is a few bytes, so the first children exceed it."""
+    p = _hard_problem()
+    config = ReluSplitConfig(batch_size=4, iterations=0, root_iterations=0, memory_share=1e-12)
+    res = relu_split_bab(p.graph, p.lower, p.upper, p.C, p.d, time.monotonic() + 10, lambda x: False, config)
+    assert res.verdict == "unknown" and "open domains" in res.message and res.domains <= 4
+
+
 # --- the bounding of split domains, point by point -----------------------------------------------------
 
 @pytest.mark.parametrize("beta", [True, False])

@@ -106,3 +106,28 @@ def test_fail_on_parsing() -> None:
     assert parse_fail_on("none") == () and parse_fail_on("") == ()
     with pytest.raises(ValueError):
         parse_fail_on("unsat")
+
+
+@pytest.mark.parametrize("jobs,executor,address,share", [
+    (1, "local", None, 1.0),
+    (4, "local", None, 0.25),  # four worker processes on this machine
+    (2, "ray", None, 0.5),  # a Ray started here: its actors share this machine
+    (2, "ray", "10.0.0.1:6379", 1.0),  # a cluster: actors spread over machines we cannot see
+])
+def test_each_job_counts_on_its_share_of_the_machine_s_memory(jobs: int, executor: str, address: str | None,
+                                                                share: float) -> None:
+    from verifier.config import VerifyOptions
+    from verifier.runner.settings import RunSettings
+
+    settings = RunSettings(jobs=jobs, executor=executor, ray_address=address)
+    options = settings.engine_options()
+    assert options["memory_share"] == pytest.approx(share)
+    assert VerifyOptions(timeout=1.0, **options).memory_share == pytest.approx(share)  # verify accepts it
+
+
+@pytest.mark.parametrize("share", [0.0, -0.5, 1.5])
+def test_a_memory_share_outside_0_1_is_refused(share: float) -> None:
+    from verifier.config import VerifyOptions
+
+    with pytest.raises(InputError, match="memory_share"):
+        VerifyOptions(memory_share=share)

@@ -47,9 +47,11 @@ def host_available() -> float:
         return HOST_FALLBACK
 
 
-def frontier_budget(device: torch.device) -> float:
-    """Bytes a search's stored frontier may fill: FRONTIER_SHARE of what is free on `device` now."""
-    return FRONTIER_SHARE["cuda" if device.type == "cuda" else "cpu"] * free_bytes(device)
+def frontier_budget(device: torch.device, share: float = 1.0) -> float:
+    """Bytes a search's stored frontier may fill: FRONTIER_SHARE of what is free on `device` now, times
+    `share`, the part of the device this search may count on (1/N when N searches start on one host
+    together: each sees the same free memory)."""
+    return FRONTIER_SHARE["cuda" if device.type == "cuda" else "cpu"] * free_bytes(device) * share
 
 
 class BatchPeak:

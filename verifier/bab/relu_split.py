@@ -84,6 +84,9 @@ class ReluSplitConfig:
     mix_rows: bool = True  # also bound convex mixtures of a conjunction's rows (with_convex_mixtures)
     max_frontier: int = 1_000_000  # open domains kept before giving up (memory guard)
     max_frontier_bytes: Optional[float] = None  # the same, in bytes of stored tensors (None: memory.frontier_budget)
+    # Part of the device's free memory this search may count on, for its frontier and its batches: 1/N when
+    # N searches share it (`run --jobs N`), since each sees the same free memory when it measures.
+    memory_share: float = 1.0
     attack_candidates: int = 16  # open domains per batch whose candidate points get PGD steps
     attack_steps: int = 10
     # The worst open domains are also attacked inside their own region: sign-gradient steps on the clause
@@ -346,7 +349,7 @@ class _Search:
         iterations = self.config.root_iterations
         batch = _BatchSizer(self.config.batch_size, self.deadline)
         device = self.xl.device
-        max_bytes = self.config.max_frontier_bytes or frontier_budget(device)
+        max_bytes = self.config.max_frontier_bytes or frontier_budget(device, self.config.memory_share)
         while stack.size:
             if time.monotonic() > self.deadline:
                 return BabOutcome("timeout", None, min(self.stuck_worst, stack.worst_margin()), self.domains)
@@ -364,7 +367,8 @@ class _Search:
                 continue
             if iterations == self.config.iterations:  # the root's step is no guide to the others
                 batch.took(len(doms), time.monotonic() - began)
-                batch.fit_memory(len(doms), peak.bytes, free_bytes(device) if peak.bytes else 0.0)
+                batch.fit_memory(len(doms), peak.bytes,
+                                 free_bytes(device) * self.config.memory_share if peak.bytes else 0.0)
             iterations = self.config.iterations
             if outcome is not None:
                 return outcome

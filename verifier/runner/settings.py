@@ -77,7 +77,15 @@ class RunSettings:
     def engine_options(self) -> dict[str, Any]:
         """Keywords for `verifier.api.verify` (the timeout is added per instance)."""
         return {"method": self.method, "bab": self.bab, "device": self.device, "seed": self.seed,
-                "check_model": self.check_model, "semantics": self.semantics}
+                "check_model": self.check_model, "semantics": self.semantics, "memory_share": self.memory_share}
+
+    @property
+    def memory_share(self) -> float:
+        """Each instance's part of its machine's free memory: 1/jobs where the jobs share one machine (worker
+        processes, a Ray started here); a Ray cluster named by address spreads its actors over machines
+        we cannot see, so each counts on its own."""
+        shared = self.executor != "ray" or self.ray_address is None
+        return 1.0 / self.jobs if shared else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
