@@ -10,13 +10,15 @@ import torch
 from verifier.bounds.adam import Adam
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("decay", [1.0, 0.98])
-def test_steps_match_torch_adam(decay: float) -> None:
+def test_steps_match_torch_adam(decay: float, fused: bool) -> None:
+    """Both ways of stepping (torch's fused kernel, plain tensor ops) follow torch.optim.Adam."""
     gen = torch.Generator().manual_seed(0)
     target = [torch.randn(3, 4, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)]
     ours = [torch.zeros_like(t, requires_grad=True) for t in target]
     theirs = [torch.zeros_like(t, requires_grad=True) for t in target]
-    opt = Adam([([ours[0]], 0.1), ([ours[1]], 0.3)], decay=decay)
+    opt = Adam([([ours[0]], 0.1), ([ours[1]], 0.3)], decay=decay, fused=fused)
     ref = torch.optim.Adam([{"params": [theirs[0]], "lr": 0.1}, {"params": [theirs[1]], "lr": 0.3}])
     sched = torch.optim.lr_scheduler.ExponentialLR(ref, decay)
     for _ in range(25):
@@ -30,12 +32,34 @@ def test_steps_match_torch_adam(decay: float) -> None:
     assert all(float((p.detach() - t).abs().max()) < float(t.abs().max()) for p, t in zip(ours, target))
 
 
-def test_parameters_without_gradient_stay_put() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_parameters_without_gradient_stay_put(fused: bool) -> None:
     a, b = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
-    opt = Adam([([a, b], 0.5)])
+    opt = Adam([([a, b], 0.5)], fused=fused)
     (a * 3).sum().backward()
     opt.step()
     assert torch.equal(b, torch.ones(2)) and bool((a < 1).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_and_plain_steps_agree(dtype: torch.dtype) -> None:
+    """The kernel runs where torch has it (CPU since 2.4), and gives the plain update's values on the
+    shapes the engines step (batch x rows x neurons slopes, float32 search and float64 recheck)."""
+    gen = torch.Generator().manual_seed(1)
+    start = torch.rand(8, 6, 5, generator=gen, dtype=dtype)
+    grads = [torch.randn(8, 6, 5, generator=gen, dtype=dtype) for _ in range(12)]
+    runs = []
+    for fused in (True, False):
+        p = start.clone().requires_grad_(True)
+        opt = Adam([([p], 0.1)], decay=0.97, fused=fused)
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+        runs.append((p.detach(), opt.fused))
+    assert runs[0][1] == hasattr(torch, "_fused_adam_")  # the kernel took these tensors, if torch has it
+    assert not runs[1][1]
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=tol, atol=tol)
 
 
 def test_alpha_crown_does_not_import_dynamo() -> None:
