@@ -418,3 +418,40 @@ def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch: pytest.Monke
     monkeypatch.setattr(_Search, "_step", always_fails)
     res = solve(p, config)
     assert res.verdict == "unknown" and "out of memory" in res.message
+
+
+def test_float64_recheck_reuses_root_layers_and_keeps_domain_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float64 recheck takes the root's bounds for the layers before each domain's first split and
+    reorders domains by that layer internally: its margins come back in the order asked, equal to
+    those of recomputing every layer (no decision lies before the first split, and the root's bounds
+    are what recomputing them gives)."""
+    p = _hard_problem()
+    graph, lower, upper = p.graph.to("cpu", torch.float32), p.lower.float(), p.upper.float()
+    config = ReluSplitConfig(iterations=4, root_iterations=4, mix_rows=False)
+    deadline = time.monotonic() + 120
+    search = _Search(graph, lower, upper, p.C.float(), p.d.float(), deadline, lambda x: False, config,
+                     RootBounds(graph, lower, upper, deadline, config))
+    gen = torch.Generator().manual_seed(3)
+    doms, firsts = search._root(), set()
+    for _ in range(3):
+        b = _bound(graph, search.xl, search.xu, search.C, search.d, doms, search.layers, search.relu_of, config,
+                   config.iterations, math.inf)
+        split = split_at_random(search, b, doms, gen)
+        assert split is not None
+        doms = split[0]
+    b = _bound(graph, search.xl, search.xu, search.C, search.d, doms, search.layers, search.relu_of, config,
+               config.iterations, math.inf)
+    everything = torch.arange(len(doms))
+    firsts = search._first_split(doms, everything)
+    assert len(set(firsts.tolist())) > 1  # the case: domains whose first split is in different layers
+    perm = torch.randperm(len(doms), generator=gen)
+    exact, empty = search._recheck64(perm, doms, b)
+    in_order, in_order_empty = search._recheck64(everything, doms, b)
+    assert torch.equal(empty, in_order_empty[perm])
+    torch.testing.assert_close(exact, in_order[perm], rtol=1e-12, atol=1e-12)  # chunks differ: last bits may
+    monkeypatch.setattr(search, "_first_split", lambda doms, idx: torch.zeros(idx.numel(), dtype=torch.long))
+    recomputed, recomputed_empty = search._recheck64(everything, doms, b)
+    assert torch.equal(in_order_empty, recomputed_empty)
+    finite = torch.isfinite(recomputed)
+    assert torch.equal(finite, torch.isfinite(in_order))
+    torch.testing.assert_close(in_order[finite], recomputed[finite], rtol=1e-9, atol=1e-9)
