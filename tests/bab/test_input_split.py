@@ -10,6 +10,7 @@ Completeness (tiny nets, generous deadlines): the expected verdict, or `timeout`
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -448,3 +449,36 @@ def test_sampled_points_lie_in_open_boxes_drawn_by_volume() -> None:
     assert 3600 < int(in_big.sum()) < 4000 and int(in_small.sum()) > 0  # 100 : 1 by area
     on_face = ((x == big[0]) | (x == big[1])).any(1) & in_big
     assert int(on_face.sum()) > 1000  # about 1 - 0.5^2 of them touch a face
+
+
+def test_boxes_inherit_their_parent_s_allowance_and_refresh_it_only_to_prove(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent's margin allowance holds over its children's boxes, so it is kept; the error bound is
+    computed afresh only for the root (none inherited) and for positive margins the inherited one does
+    not let prove, and then the smaller of the two is kept. Open boxes (margin <= 0) are not recomputed."""
+    inst = make_instance(5, 3, [6, 6], 2, 2, 1, 0.1)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    search = InputSplitSearch(inst.net.graph(), t(inst.lo), t(inst.hi), t(inst.C), t(inst.d), Replay(inst),
+                              InputSplitConfig(semantics="float32"))
+    l = torch.stack([t(inst.lo)] * 4)
+    u = torch.stack([t(inst.hi)] * 4)
+    fresh = allowance(search.graph, l[:1], u[:1], search.C0, "float32")
+    e = float(fresh.semantic[0] + fresh.rounding[0])
+    calls: list[int] = []
+    real = input_split.allowance
+
+    def counting(graph, lo, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(lo.shape[0])
+        return real(graph, lo, *args, **kwargs)
+
+    monkeypatch.setattr(input_split, "allowance", counting)
+    # the root: nothing inherited, so every box's bound is computed
+    got = search._allowance(l, u, torch.tensor([-1.0, 0.0, 1.0, 2.0]), torch.full((4, 2), math.inf, dtype=torch.float64), {})
+    assert calls == [4] and torch.allclose(got.semantic, fresh.semantic.expand(4))
+    # inherited 10x the fresh bound: open boxes keep it, a margin it proves keeps it, a thin one refreshes
+    big = torch.stack([fresh.semantic * 10, fresh.rounding * 10], dim=1).expand(4, 2).clone()
+    margin = torch.tensor([-1.0, 0.0, 100 * e, 2 * e])
+    calls.clear()
+    got = search._allowance(l, u, margin, big, {})
+    assert calls == [1]  # only the thin positive margin
+    assert torch.equal(got.semantic[:3], big[:3, 0]) and torch.equal(got.rounding[:3], big[:3, 1])
+    assert torch.allclose(got.semantic[3:], fresh.semantic) and torch.allclose(got.rounding[3:], fresh.rounding)
