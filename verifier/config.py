@@ -52,6 +52,13 @@ class VerifyOptions:
         AttackConfig(restarts=1024, steps=300, homotopy_restarts=256),
     )
     strong_attack_share: float = 0.1
+    # Input split samples its open region as it goes: enough in a few dims (ACAS Xu's 5), not for a narrow
+    # bump in 16 (a planted one escaped it for 30 s; the first strong attack finds it in 0.7 s). From this
+    # many inputs on, the strong attacks run once input split has had `strong_attack_after` seconds
+    # (ReLU split has them first): easy unsat instances (reach_prob_density gcas, 14 inputs, 0.1-0.3 s)
+    # end before paying ~2 s for them.
+    strong_attack_min_inputs: int = 9
+    strong_attack_after: float = 1.0
     certificate: Optional[str] = None  # write an unsat certificate here (input-split and bound-stage proofs)
     check_certificate: bool = False  # and check it with the independent checker
     # real: an unsat holds for the real-valued network; float32: also for the network evaluated in IEEE

@@ -7,6 +7,8 @@ never an error on valid input, every `sat` replays (see judge.py).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -90,3 +92,35 @@ def test_planted_bumps_are_found(n: int) -> None:
     case = bump_case(np.random.default_rng(n), n)
     v = judge(case, "auto", "auto", timeout=60.0)
     assert not v.failure and v.verdict == "sat", v
+
+
+def _planted_case_8():  # type: ignore[no-untyped-def]
+    """bench/planted.py's case 8 (16 inputs), whose bump input split's sampling missed for 30 s."""
+    rng = np.random.default_rng(0)
+    for n in np.linspace(5, 50, 30).round().astype(int)[:8]:  # generated in order, as bench/planted.py does
+        case = bump_case(rng, int(n))
+    return case
+
+
+@pytest.mark.parametrize("min_inputs", [9, 17])
+def test_strong_attacks_run_during_input_split_from_enough_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  min_inputs: int) -> None:
+    """With input split's own counterexample search switched off, only the strong attacks run once input
+    split has had `strong_attack_after` seconds can find the bump: they do from `strong_attack_min_inputs`
+    inputs on (16 >= 9), and do not run below it (16 < 17), where the search just runs out of time."""
+    import onnx
+
+    from verifier.api import verify
+    from verifier.bab.input_split import InputSplitSearch
+
+    case = _planted_case_8()
+    assert case.net.n_inputs == 16
+    onnx.save(to_onnx(case.net), str(tmp_path / "net.onnx"))
+    (tmp_path / "spec.vnnlib").write_text(case.text())
+    monkeypatch.setattr(InputSplitSearch, "_try_points", lambda self, l, u, margin: None)
+    res = verify(str(tmp_path / "net.onnx"), str(tmp_path / "spec.vnnlib"), timeout=6.0 if min_inputs > 16 else 30.0,
+                 bab="input", device="cpu", strong_attack_min_inputs=min_inputs, strong_attack_after=0.5)
+    if min_inputs <= 16:
+        assert res.verdict == "sat" and res.method == "pgd", res
+    else:
+        assert res.verdict in ("timeout", "unknown"), res
