@@ -671,7 +671,7 @@ class _Search:
         # chunk starts where its earliest one must (on mnist_fc 256x4 most thin proofs have their first
         # split in the third of four layers).
         first = self._first_split(doms, idx)
-        order = torch.argsort(first, stable=True)
+        order = torch.argsort(first, stable=True)  # a chunk idx[at:at + n] answers for positions order[at:at + n]
         idx, first = idx[order], first[order]
         # one domain first while the cost is unknown (8 at once ran 15 s past a deadline), else 8; doubling,
         # capped by what fits at the last measured cost (measured on earlier domains: it licenses no more)
@@ -699,14 +699,12 @@ class _Search:
             with torch.no_grad():
                 lb, _, _ = _objective(g64, xl, xu, C, boxes, {r: b.alpha[r][sub].double() for r in self.relu_of},
                                       _signed_beta(betas, signs, torch.float64), ball=balls)
-            exact[at:at + n] = (lb + b.d[sub].double()).max(dim=1).values
-            empty[at:at + n] = _empty(boxes, self.layers)
+            exact[order[at:at + n]] = (lb + b.d[sub].double()).max(dim=1).values
+            empty[order[at:at + n]] = _empty(boxes, self.layers)
             sizer.took(n, time.monotonic() - began)
             at += n
         self.recheck_seconds = sizer.per_domain
-        back = torch.empty_like(order)
-        back[order] = torch.arange(order.numel(), device=order.device)
-        return exact[back], empty[back]
+        return exact, empty
 
     def _first_split(self, doms: _Domains, idx: Tensor) -> Tensor:
         """Per domain of `idx`, the index of the first layer holding one of its split decisions
