@@ -472,7 +472,8 @@ def test_boxes_inherit_their_parent_s_allowance_and_refresh_it_only_to_prove(mon
 
     monkeypatch.setattr(input_split, "allowance", counting)
     # the root: nothing inherited, so every box's bound is computed
-    got = search._allowance(l, u, torch.tensor([-1.0, 0.0, 1.0, 2.0]), torch.full((4, 2), math.inf, dtype=torch.float64), {})
+    unknown = torch.full((4, 2), math.inf, dtype=torch.float64)
+    got = search._allowance(l, u, torch.tensor([-1.0, 0.0, 1.0, 2.0]), unknown, {})
     assert calls == [4] and torch.allclose(got.semantic, fresh.semantic.expand(4))
     # inherited 10x the fresh bound: open boxes keep it, a margin it proves keeps it, a thin one refreshes
     big = torch.stack([fresh.semantic * 10, fresh.rounding * 10], dim=1).expand(4, 2).clone()

@@ -8,7 +8,8 @@ of the step sizes after every step (as torch's ExponentialLR).
 The step runs torch's fused Adam kernel (`torch._fused_adam_`, what `Adam(fused=True)` calls; CPU
 support since torch 2.4) where it accepts the tensors: one pass over each parameter instead of six
 elementwise ones with a fresh tensor for the square root (1.9 ms instead of 4.0 on a (256, 100, 50)
-slope tensor, one thread; Adam steps were 6% of an ACAS Xu input-split search). Elsewhere the same update in plain tensor ops.
+slope tensor, one thread; Adam steps were 6% of an ACAS Xu input-split search). Elsewhere the same
+update in plain tensor ops.
 Which one runs changes no bound's soundness: any slopes in [0, 1] and any beta >= 0 give sound bounds.
 """
 from __future__ import annotations
@@ -56,8 +57,8 @@ class Adam:
         b1, b2 = self.betas
         step = torch.full((), float(self.steps), dtype=torch.float32, device=p.device)
         try:
-            _FUSED([p], [p.grad], [m], [v], [], [step], lr=lr, beta1=b1, beta2=b2, weight_decay=0.0,  # type: ignore[misc]
-                   eps=self.eps, amsgrad=False, maximize=False)
+            _FUSED([p], [p.grad], [m], [v], [], [step],  # type: ignore[misc]
+                   lr=lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
         except (RuntimeError, NotImplementedError, TypeError):  # a device, dtype or torch version without it
             self.fused = False
             return False
