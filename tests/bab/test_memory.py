@@ -3,6 +3,10 @@ measured bytes per domain, and no peak reading where the device keeps none (the 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,3 +67,71 @@ def test_batch_ceiling_ignores_unmeasured_batches() -> None:
     sizer.fit_memory(64, None, 0.0)
     sizer.fit_memory(64, 0.0, 1e9)
     assert sizer.most == 256
+
+
+# --- searches started apart split the memory free between them -----------------------------------------
+
+def test_search_slots_on_one_device_split_it(tmp_path: Path) -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda:0")
+    with memory.SearchSlot(cpu, tmp_path) as first:
+        assert first.share() == 1.0
+        with memory.SearchSlot(cpu, tmp_path) as second, memory.SearchSlot(gpu, tmp_path) as other_device:
+            assert first.share() == second.share() == 0.5  # the GPU's search does not take host memory
+            assert other_device.share() == 1.0
+        assert first.share() == 1.0  # the others left
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_search_in_another_process_counts_until_it_dies(tmp_path: Path) -> None:
+    """A live process's entry halves the share; once it is killed (no chance to remove its entry), the
+    entry is skipped and removed."""
+    code = ("import sys, time, torch; from pathlib import Path; from verifier.bab.memory import SearchSlot\n"
+            "with SearchSlot(torch.device('cpu'), Path(sys.argv[1])):\n"
+            "    print('in', flush=True); time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "in"
+        with memory.SearchSlot(torch.device("cpu"), tmp_path) as mine:
+            assert mine.share() == 0.5
+            child.kill()
+            child.wait()
+            assert mine.share() == 1.0
+            assert [p.name for p in tmp_path.iterdir()] == [mine.path.name]  # type: ignore[union-attr]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_whole_share(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with memory.SearchSlot(torch.device("cpu"), blocker / "searches") as slot:
+        assert slot.path is None and slot.share() == 1.0
+
+
+def test_relu_split_counts_the_searches_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With another search registered on the host, a ReLU-split search budgets half the free memory (and
+    no more than its configured share); it removes its own entry when it ends."""
+    from tests.bab.test_relu_split import _hard_problem
+    from verifier.bab import relu_split
+
+    monkeypatch.setattr(memory.tempfile, "gettempdir", lambda: str(tmp_path))
+    shares: list[float] = []
+    real = relu_split.frontier_budget
+
+    def budget(device: torch.device, share: float) -> float:
+        shares.append(share)
+        return real(device, share)
+
+    monkeypatch.setattr(relu_split, "frontier_budget", budget)
+    p = _hard_problem()
+    config = relu_split.ReluSplitConfig(batch_size=4, iterations=0, root_iterations=0)
+    with memory.SearchSlot(torch.device("cpu")) as other:
+        relu_split.relu_split_bab(p.graph, p.lower, p.upper, p.C, p.d, time.monotonic() + 1, lambda x: False, config)
+        relu_split.relu_split_bab(p.graph, p.lower, p.upper, p.C, p.d, time.monotonic() + 1, lambda x: False,
+                                  relu_split.ReluSplitConfig(batch_size=4, iterations=0, root_iterations=0,
+                                                             memory_share=0.25))
+        assert [p.name for p in other.folder.iterdir()] == [other.path.name]  # type: ignore[union-attr]
+    relu_split.relu_split_bab(p.graph, p.lower, p.upper, p.C, p.d, time.monotonic() + 1, lambda x: False, config)
+    assert shares == [0.5, 0.25, 1.0]

@@ -4,6 +4,9 @@ machine (an 80 GB GPU, a 7 GB CI runner) instead of constants tuned on one of th
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -52,6 +55,75 @@ def frontier_budget(device: torch.device, share: float = 1.0) -> float:
     `share`, the part of the device this search may count on (1/N when N searches start on one host
     together: each sees the same free memory)."""
     return FRONTIER_SHARE["cuda" if device.type == "cuda" else "cpu"] * free_bytes(device) * share
+
+
+class SearchSlot:
+    """A running search's entry in a per-user folder of the searches under way on each device, so that
+    searches started apart (two `verify` processes, a CI matrix on one runner, `run --jobs`) split the
+    memory free between them: each sees the same free memory when it measures, and two oval21 searches
+    each counting on all of it had one killed by the kernel at 14 GB. `with SearchSlot(device) as slot:
+    ... slot.share()`. Entries of processes that died without removing theirs are skipped and removed;
+    where the folder cannot be written, or off POSIX (no harmless liveness probe), the search counts on
+    itself alone (share 1)."""
+
+    def __init__(self, device: torch.device, folder: Optional[Path] = None) -> None:
+        self.folder = folder if folder is not None else Path(tempfile.gettempdir()) / f"verifier-searches-{_uid()}"
+        self.key = str(device).replace(":", "")  # cpu, cuda0: one host, one GPU
+        self.path: Optional[Path] = None
+
+    def __enter__(self) -> "SearchSlot":
+        if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+            return self
+        try:
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            path = self.folder / f"{self.key}.{os.getpid()}.{uuid.uuid4().hex}"
+            path.touch()
+            self.path = path
+        except OSError:
+            self.path = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+    def share(self) -> float:
+        """1 / the searches under way on this device, this one included."""
+        if self.path is None:
+            return 1.0
+        try:
+            names = [p.name for p in self.folder.iterdir()]
+        except OSError:
+            return 1.0
+        live = 0
+        for name in names:
+            key, _, rest = name.partition(".")
+            pid = rest.partition(".")[0]
+            if key != self.key or not pid.isdigit():
+                continue
+            if _alive(int(pid)):
+                live += 1
+            else:
+                (self.folder / name).unlink(missing_ok=True)
+        return 1.0 / max(live, 1)
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (signal 0 checks without sending; a process of another user exists)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 class BatchPeak:

@@ -56,7 +56,8 @@ import torch
 
 from verifier.attack.pgd import box_descent, clause_objective
 from verifier.bab.input_split import BabOutcome, with_convex_mixtures
-from verifier.bab.memory import BATCH_SHARE, BatchPeak, free_bytes, frontier_budget, release_cached_memory
+from verifier.bab.memory import (BATCH_SHARE, BatchPeak, SearchSlot, free_bytes, frontier_budget,
+                                 release_cached_memory)
 from verifier.bab.region import InputRegion
 from verifier.bounds.adam import Adam
 from verifier.bounds.backward import rule_for
@@ -344,12 +345,19 @@ class _Search:
             if self.is_counterexample(centre):
                 return BabOutcome("sat", centre, -math.inf, 0)
             return BabOutcome("unknown", None, -math.inf, 0, "the box's centre did not replay")
+        with SearchSlot(self.xl.device) as slot:
+            return self._search(slot, tick)
+
+    def _search(self, slot: SearchSlot, tick: Optional[Callable[[int, int, float], None]]) -> BabOutcome:
+        """The loop: bound the deepest batch, push its open children, until none is open or time is up.
+        Memory budgets take this search's share of the device (`config.memory_share`, or less while
+        other searches run there: `slot`)."""
         stack = _Stack()
         stack.push(self._root())
         iterations = self.config.root_iterations
         batch = _BatchSizer(self.config.batch_size, self.deadline)
         device = self.xl.device
-        max_bytes = self.config.max_frontier_bytes or frontier_budget(device, self.config.memory_share)
+        max_bytes = self.config.max_frontier_bytes or frontier_budget(device, self._share(slot))
         while stack.size:
             if time.monotonic() > self.deadline:
                 return BabOutcome("timeout", None, min(self.stuck_worst, stack.worst_margin()), self.domains)
@@ -368,7 +376,7 @@ class _Search:
             if iterations == self.config.iterations:  # the root's step is no guide to the others
                 batch.took(len(doms), time.monotonic() - began)
                 batch.fit_memory(len(doms), peak.bytes,
-                                 free_bytes(device) * self.config.memory_share if peak.bytes else 0.0)
+                                 free_bytes(device) * self._share(slot) if peak.bytes else 0.0)
             iterations = self.config.iterations
             if outcome is not None:
                 return outcome
@@ -382,6 +390,11 @@ class _Search:
             return BabOutcome("unknown", None, self.stuck_worst, self.domains,
                               f"{self.stuck} domains with every relu split or stable still open")
         return BabOutcome("unsat", None, self.proved, self.domains)
+
+    def _share(self, slot: SearchSlot) -> float:
+        """The part of the device's free memory this search may count on now: its configured share, or
+        less while more searches run there than that share allows for."""
+        return min(self.config.memory_share, slot.share())
 
     def _root64(self) -> dict[str, Box]:
         """The root's pre-activation bounds recomputed in float64 (once per box), for the float64 rechecks;
