@@ -411,11 +411,15 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
             return result
     bab: dict[str, int] = {}  # what branch and bound did: domains bounded, open ones left
     if mode != "none" and any(o.verdict == UNKNOWN for o in outcomes):
-        t = time.monotonic()
+        t, attacked = time.monotonic(), times["attack"]
         if mode == "input":
             def attack(current: list[PropertyOutcome]) -> Result | None:
                 report("strong attack")
-                return _strong_attack(problem, opts, current, deadline)
+                began = time.monotonic()
+                try:
+                    return _strong_attack(problem, opts, current, deadline)
+                finally:
+                    times["attack"] += time.monotonic() - began
 
             interlude = attack if opts.strong_attacks and problem.graph.n_inputs >= opts.strong_attack_min_inputs \
                 else None
@@ -424,7 +428,7 @@ def _solve(problem: Problem, opts: VerifyOptions, deadline: _Deadline, times: di
         else:
             outcomes, result = _relu_split(problem, outcomes, open_clauses, deadline, opts.seed, report, bab, proofs,
                                            opts.semantics, opts.memory_share)
-        times["bab"] = time.monotonic() - t
+        times["bab"] = time.monotonic() - t - (times["attack"] - attacked)  # the interlude's attacks: under attack
         if result is not None:
             return result
     if all(o.verdict == UNSAT for o in outcomes):

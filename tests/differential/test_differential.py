@@ -7,6 +7,7 @@ never an error on valid input, every `sat` replays (see judge.py).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,9 +108,11 @@ def test_strong_attacks_run_during_input_split_from_enough_inputs(tmp_path: Path
                                                                   min_inputs: int) -> None:
     """With input split's own counterexample search switched off, only the strong attacks run once input
     split has had `strong_attack_after` seconds can find the bump: they do from `strong_attack_min_inputs`
-    inputs on (16 >= 9), and do not run below it (16 < 17), where the search just runs out of time."""
+    inputs on (16 >= 9), and do not run below it (16 < 17), where the search just runs out of time. Their time
+    (here at least a 1 s pause put before them) counts as the attack's, not branch and bound's."""
     import onnx
 
+    from verifier import api
     from verifier.api import verify
     from verifier.bab.input_split import InputSplitSearch
 
@@ -118,9 +121,17 @@ def test_strong_attacks_run_during_input_split_from_enough_inputs(tmp_path: Path
     onnx.save(to_onnx(case.net), str(tmp_path / "net.onnx"))
     (tmp_path / "spec.vnnlib").write_text(case.text())
     monkeypatch.setattr(InputSplitSearch, "_try_points", lambda self, l, u, margin: None)
+    strong = api._strong_attack
+
+    def paused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        return strong(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_strong_attack", paused)
     res = verify(str(tmp_path / "net.onnx"), str(tmp_path / "spec.vnnlib"), timeout=6.0 if min_inputs > 16 else 30.0,
                  bab="input", device="cpu", strong_attack_min_inputs=min_inputs, strong_attack_after=0.5)
     if min_inputs <= 16:
         assert res.verdict == "sat" and res.method == "pgd", res
+        assert res.times["attack"] >= 1.0 and 0.4 <= res.times["bab"] <= res.times["total"] - 1.0, res.times
     else:
         assert res.verdict in ("timeout", "unknown"), res
