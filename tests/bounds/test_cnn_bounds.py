@@ -23,7 +23,7 @@ from verifier.model.graph import Graph, Node
 from verifier.model.loader import load_model
 
 DTYPE = torch.float64
-BLOCKS = ("conv", "conv_stride", "residual", "avgpool", "maxpool", "batchnorm", "concat", "clip")
+BLOCKS = ("conv", "conv_stride", "residual", "avgpool", "maxpool", "maxpool_pad", "batchnorm", "concat", "clip")
 
 
 class _Net:
@@ -70,6 +70,9 @@ class _Net:
         elif kind == "maxpool" and self.s >= 3:
             y = self.op("MaxPool", [x], kernel_shape=[3, 2], strides=[2, 1])
             self.s = None  # rectangular from here: only the head follows
+        elif kind == "maxpool_pad" and self.s >= 2:  # the ResNet stem's: -inf padding, edge copies in the graph
+            y = self.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+            self.s = (self.s - 1) // 2 + 1
         elif kind == "batchnorm":
             y = self.op("BatchNormalization", [x, self._const(self.c), self._const(self.c), self._const(self.c),
                                                self._const(self.c, positive=True)])

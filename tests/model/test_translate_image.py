@@ -12,6 +12,7 @@ from onnx import helper
 from tests.model.onnx_builders import init, load_and_compare, ops, rand, save
 from verifier.errors import UnsupportedModelError
 from verifier.model.loader import load_model
+from verifier.model.check import check_against_onnxruntime
 
 
 def _conv(name: str, x: str, y: str, c_in: int, c_out: int, k: int, groups: int = 1, **attrs) -> tuple:
@@ -81,10 +82,29 @@ def test_max_pool_is_a_relu_tree(tmp_path: Path, attrs: dict) -> None:
     assert ops(model).count("relu") == (0 if k == 1 else int(np.ceil(np.log2(k))))
 
 
-def test_padded_max_pool_is_refused(tmp_path: Path) -> None:
-    node = helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    path = save(tmp_path / "m.onnx", [node], [("x", [1, 2, 6, 6])], [("y", None)])
-    with pytest.raises(UnsupportedModelError, match="mp.*padded MaxPool"):
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},  # the ResNet stem's
+    {"kernel_shape": [3, 2], "strides": [1, 1], "pads": [0, 1, 2, 1]},  # asymmetric: onnx2torch pads with -inf first
+    {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [1, 0, 1, 0]},
+])
+def test_padded_max_pool_ignores_its_padding(tmp_path: Path, attrs: dict) -> None:
+    """ONNX pads MaxPool with -inf; the graph pads with copies of the border, which give the same maxima.
+    On all-negative inputs zero padding would differ (a corner window's max would be 0)."""
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="mp", **attrs)
+    model = load_and_compare(save(tmp_path / "m.onnx", [node], [("x", [1, 2, 6, 5])], [("y", None)]))
+    negative = np.random.default_rng(1).uniform(-9, -7, size=(5, model.graph.n_inputs))
+    assert check_against_onnxruntime(model, negative) < 1e-4
+    assert "concat" in ops(model)
+
+
+@pytest.mark.parametrize("attrs,reason", [
+    ({"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "dilations": [2, 2]}, "padded MaxPool with dilation"),
+    ({"kernel_shape": [3, 3], "pads": [0, 0, 3, 0]}, "pads as large as its kernel"),
+])
+def test_max_pool_padding_it_cannot_express_is_refused(tmp_path: Path, attrs: dict, reason: str) -> None:
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="mp", **attrs)
+    path = save(tmp_path / "m.onnx", [node], [("x", [1, 2, 8, 8])], [("y", None)])
+    with pytest.raises(UnsupportedModelError, match=f"mp.*{reason}"):
         load_model(path, check=False, cache=False)
 
 

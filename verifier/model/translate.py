@@ -391,13 +391,24 @@ def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     from verifier.model.pooling import max_levels
 
     pads, pool = _pool_module(ctx, (nn.MaxPool2d,))
-    if pads or any(_pair(pool.padding)):
-        raise ctx.unsupported("padded MaxPool")
     x = inputs[0]
     if len(x.sample_shape) != 3:
         raise ctx.unsupported(f"input of per-sample shape {list(x.sample_shape)} (expects (C, H, W))")
     channels = x.sample_shape[0]
     kernel, stride, dilation = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.dilation)
+    top, left = _pair(pool.padding)
+    bottom, right = top, left
+    for pad in pads:  # asymmetric ONNX pads: torch's order, last dim first
+        if pad.mode != "constant" or float(pad.constant_value) != -math.inf:
+            raise ctx.unsupported(f"MaxPool after {pad.mode} padding with {pad.constant_value}")
+        p = [int(v) for v in pad.pads] + [0] * 4
+        left, right, top, bottom = left + p[0], right + p[1], top + p[2], bottom + p[3]
+    if top or bottom or left or right:
+        if dilation != (1, 1):
+            raise ctx.unsupported("padded MaxPool with dilation")
+        if max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]:
+            raise ctx.unsupported("MaxPool pads as large as its kernel (windows of padding only)")
+        x = _edge_pad_var(ctx, x, top, bottom, left, right)
     if kernel == (1, 1):
         return _conv_var(ctx, x, torch.ones(channels, 1, 1, 1), None, "", stride, 0, 1, channels).node
     for i, level in enumerate(max_levels(channels, kernel, DTYPE)):
@@ -408,6 +419,31 @@ def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
         placed = _conv_var(ctx, relu, level.embed, None, f"_e{i}", 1, 0, 1, channels)
         x = ctx.emit_var("add", (placed, rest), placed.probe + rest.probe, f"_m{i}")
     return x.node
+
+
+def _edge_pad_var(ctx: _Ctx, x: _Var, top: int, bottom: int, left: int, right: int) -> _Var:
+    """Edge padding of a (C, H, W) value: copies of its first and last rows, then columns, each picked by a
+    depthwise convolution (a one-hot kernel spanning the axis) and joined by a concat. This is MaxPool's
+    -inf padding in ops the bounds know: with pads smaller than the kernel and no dilation, a padded
+    window's copies are of elements inside the same window, and a maximum ignores repeats."""
+    for axis, before, after in ((1, top, bottom), (2, left, right)):
+        if not before and not after:
+            continue
+        c, h, w = x.sample_shape
+        size = (h, w)[axis - 1]
+        shape = (c, 1, size, 1) if axis == 1 else (c, 1, 1, size)
+
+        def edge(index: int, tag: str, source: _Var = x, shape: tuple[int, ...] = shape,
+                 size: int = size) -> _Var:
+            weight = torch.zeros(shape, dtype=DTYPE)
+            weight.view(shape[0], size)[:, index] = 1.0
+            return _conv_var(ctx, source, weight, None, tag, 1, 0, 1, shape[0])
+
+        parts = ([edge(0, f"_edge{axis}_{i}") for i in range(before)] + [x]
+                 + [edge(size - 1, f"_edge{axis}_{before + i}") for i in range(after)])
+        x = ctx.emit_var("concat", tuple(parts), torch.cat([v.probe for v in parts], dim=axis + 1), f"_edge{axis}",
+                         attrs={"axis": axis, "sizes": tuple(v.sample_shape[axis] for v in parts)})
+    return x
 
 
 def _batch_norm(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
