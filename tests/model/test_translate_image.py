@@ -86,10 +86,14 @@ def test_max_pool_is_a_relu_tree(tmp_path: Path, attrs: dict) -> None:
     {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},  # the ResNet stem's
     {"kernel_shape": [3, 2], "strides": [1, 1], "pads": [0, 1, 2, 1]},  # asymmetric: onnx2torch pads with -inf first
     {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [1, 0, 1, 0]},
+    {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},  # 6 x 5: the last column's windows are partial
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1},
+    {"kernel_shape": [3, 2], "strides": [2, 3], "pads": [0, 1, 1, 0], "ceil_mode": 1},
 ])
 def test_padded_max_pool_ignores_its_padding(tmp_path: Path, attrs: dict) -> None:
-    """ONNX pads MaxPool with -inf; the graph pads with copies of the border, which give the same maxima.
-    On all-negative inputs zero padding would differ (a corner window's max would be 0)."""
+    """ONNX pads MaxPool with -inf (and ceil_mode's partial windows hold only their real elements); the
+    graph pads with copies of the border, which give the same maxima. On all-negative inputs zero padding
+    would differ (a corner window's max would be 0)."""
     node = helper.make_node("MaxPool", ["x"], ["y"], name="mp", **attrs)
     model = load_and_compare(save(tmp_path / "m.onnx", [node], [("x", [1, 2, 6, 5])], [("y", None)]))
     negative = np.random.default_rng(1).uniform(-9, -7, size=(5, model.graph.n_inputs))
@@ -97,12 +101,14 @@ def test_padded_max_pool_ignores_its_padding(tmp_path: Path, attrs: dict) -> Non
     assert "concat" in ops(model)
 
 
-@pytest.mark.parametrize("attrs,reason", [
-    ({"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "dilations": [2, 2]}, "padded MaxPool with dilation"),
-    ({"kernel_shape": [3, 3], "pads": [0, 0, 3, 0]}, "pads as large as its kernel"),
+@pytest.mark.parametrize("op,attrs,reason", [
+    ("MaxPool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "dilations": [2, 2]}, "padded MaxPool with dilation"),
+    ("MaxPool", {"kernel_shape": [3, 3], "pads": [0, 0, 3, 0]}, "pads as large as its kernel"),
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [3, 3], "dilations": [2, 2], "ceil_mode": 1},
+     "ceil_mode=1 with dilation"),
 ])
-def test_max_pool_padding_it_cannot_express_is_refused(tmp_path: Path, attrs: dict, reason: str) -> None:
-    node = helper.make_node("MaxPool", ["x"], ["y"], name="mp", **attrs)
+def test_pool_padding_it_cannot_express_is_refused(tmp_path: Path, op: str, attrs: dict, reason: str) -> None:
+    node = helper.make_node(op, ["x"], ["y"], name="mp", **attrs)
     path = save(tmp_path / "m.onnx", [node], [("x", [1, 2, 8, 8])], [("y", None)])
     with pytest.raises(UnsupportedModelError, match=f"mp.*{reason}"):
         load_model(path, check=False, cache=False)

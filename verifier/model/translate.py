@@ -346,13 +346,14 @@ def _pad(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     return _pad_var(ctx, inputs[0], torch_pads[: 2 * (len(inputs[0].sample_shape) + 1)], mode, value).node
 
 
-def _pool_module(ctx: _Ctx, kinds: tuple[type, ...]) -> tuple[list[nn.Module], nn.Module]:
-    """The pooling module and the pad modules before it (asymmetric ONNX pads)."""
+def _pool_module(ctx: _Ctx, kinds: tuple[type, ...], ceil: bool = False) -> tuple[list[nn.Module], nn.Module]:
+    """The pooling module and the pad modules before it (asymmetric ONNX pads); `ceil`: ceil_mode=1 is
+    handled by the caller."""
     mods = list(ctx.module) if isinstance(ctx.module, nn.Sequential) else [ctx.module]
     pool = mods[-1]
     if not isinstance(pool, kinds) or not all(_is_pad_module(m) for m in mods[:-1]):
         raise ctx.unsupported(f"{type(pool).__name__} (only 2-D pooling is supported)")
-    if getattr(pool, "ceil_mode", False):
+    if getattr(pool, "ceil_mode", False) and not ceil:
         raise ctx.unsupported("ceil_mode=1")
     return mods[:-1], pool
 
@@ -390,7 +391,7 @@ def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
     """MaxPool as a tree of max(a, b) = relu(a - b) + b (see verifier.model.pooling)."""
     from verifier.model.pooling import max_levels
 
-    pads, pool = _pool_module(ctx, (nn.MaxPool2d,))
+    pads, pool = _pool_module(ctx, (nn.MaxPool2d,), ceil=True)
     x = inputs[0]
     if len(x.sample_shape) != 3:
         raise ctx.unsupported(f"input of per-sample shape {list(x.sample_shape)} (expects (C, H, W))")
@@ -408,6 +409,15 @@ def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
             raise ctx.unsupported("padded MaxPool with dilation")
         if max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]:
             raise ctx.unsupported("MaxPool pads as large as its kernel (windows of padding only)")
+    if pool.ceil_mode:  # the last windows may run past the end: as many more rows/columns of padding as they need
+        if dilation != (1, 1):
+            raise ctx.unsupported("ceil_mode=1 with dilation")
+        (h, w), (out_h, out_w) = x.sample_shape[1:], out.shape[-2:]
+        if (out_h - 1) * stride[0] - top >= h or (out_w - 1) * stride[1] - left >= w:
+            raise ctx.unsupported("ceil_mode=1 with a window of padding only")
+        bottom = max(bottom, (out_h - 1) * stride[0] + kernel[0] - h - top)
+        right = max(right, (out_w - 1) * stride[1] + kernel[1] - w - left)
+    if top or bottom or left or right:
         x = _edge_pad_var(ctx, x, top, bottom, left, right)
     if kernel == (1, 1):
         return _conv_var(ctx, x, torch.ones(channels, 1, 1, 1), None, "", stride, 0, 1, channels).node
