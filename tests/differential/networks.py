@@ -123,19 +123,35 @@ def conv_matrix(kernel: np.ndarray, in_shape: tuple[int, int, int], stride: int,
     return M.reshape(c_out * oh * ow, c_in * h * w), (c_out, oh, ow)
 
 
-def pool_groups(shape: tuple[int, int, int], k: int) -> tuple[np.ndarray, tuple]:
-    """Index groups of a k x k, stride-k max pool on a flattened (c, h, w) tensor."""
+def pool_groups(shape: tuple[int, int, int], k: int, stride: Optional[int] = None, pad: int = 0,
+                ceil: bool = False) -> tuple[np.ndarray, tuple]:
+    """Index groups of a k x k max pool (stride k by default) on a flattened (c, h, w) tensor, as ONNX
+    pools: padding is -inf, so a window holds only its real elements; ceil_mode keeps the last partial
+    windows that start inside the input. Groups are filled up to k*k by repeating their first element
+    (a maximum ignores repeats)."""
     c, h, w = shape
-    oh, ow = h // k, w // k
+    stride = k if stride is None else stride
+
+    def size(n: int) -> int:
+        span = n + 2 * pad - k
+        out = (-(-span // stride) if ceil else span // stride) + 1
+        return out - 1 if ceil and (out - 1) * stride >= n + pad else out
+
+    oh, ow = size(h), size(w)
     idx = np.arange(c * h * w).reshape(c, h, w)
-    groups = [idx[ch, i * k:(i + 1) * k, j * k:(j + 1) * k].ravel()
-              for ch in range(c) for i in range(oh) for j in range(ow)]
+    groups = []
+    for ch in range(c):
+        for i in range(oh):
+            for j in range(ow):
+                r0, c0 = i * stride - pad, j * stride - pad
+                window = idx[ch, max(r0, 0):min(r0 + k, h), max(c0, 0):min(c0 + k, w)].ravel()
+                groups.append(np.concatenate([window, np.full(k * k - window.size, window[0])]))
     return np.array(groups), (c, oh, ow)
 
 
 def random_cnn(rng: np.random.Generator, n_out: int, act: str = "relu", pool: bool = False) -> Net:
     """(c, h, w) input of at most 40 elements, 1-2 convs (3x3 or 2x2, stride 1-2, pad 0-1), an optional
-    2x2 max pool, then a dense output."""
+    max pool (2x2 / 2; 3x3 / 2 padded by 1; 2x2 / 2 with ceil_mode), then a dense output."""
     c, h = int(rng.integers(1, 3)), int(rng.integers(3, 5))
     shape: tuple[int, int, int] = (c, h, h)
     layers: list[Layer] = []
@@ -152,9 +168,10 @@ def random_cnn(rng: np.random.Generator, n_out: int, act: str = "relu", pool: bo
                          onnx={"op": "conv", "kernel": kernel, "bias": bias, "stride": stride, "pad": pad}),
                    Layer("act", fn=act)]
         shape = out
-    if pool and shape[1] >= 2:
-        groups, shape = pool_groups(shape, 2)
-        layers.append(Layer("maxpool", groups=groups, onnx={"k": 2}))
+    if pool and shape[1] >= 2:  # 2x2 / 2, the ResNet stem's 3x3 / 2 padded by 1, or 2x2 / 2 with ceil_mode
+        k, stride, pad, ceil = [(2, 2, 0, False), (3, 2, 1, False), (2, 2, 0, True)][int(rng.integers(0, 3))]
+        groups, shape = pool_groups(shape, k, stride, pad, ceil)
+        layers.append(Layer("maxpool", groups=groups, onnx={"k": k, "stride": stride, "pad": pad, "ceil": ceil}))
     layers.append(Layer("dense", W=rng.normal(size=(n_out, int(np.prod(shape)))) / np.sqrt(np.prod(shape)),
                         b=rng.normal(size=n_out) * 0.3, onnx={"flatten": True}))
     return Net((c, h, h), layers, f"cnn_{act}{'_pool' if pool else ''}")
@@ -207,9 +224,11 @@ def to_onnx(net: Net) -> onnx.ModelProto:
             elif layer.kind == "act":
                 nodes.append(helper.make_node(layer.fn.capitalize(), [x], [out]))
             elif layer.kind == "maxpool":
-                k = layer.onnx["k"]
-                nodes.append(helper.make_node("MaxPool", [x], [out], kernel_shape=[k, k], strides=[k, k]))
-                shape = (shape[0], shape[1] // k, shape[2] // k)
+                o = layer.onnx
+                k, stride, pad = o["k"], o.get("stride", o["k"]), o.get("pad", 0)
+                nodes.append(helper.make_node("MaxPool", [x], [out], kernel_shape=[k, k], strides=[stride] * 2,
+                                              pads=[pad] * 4, ceil_mode=int(o.get("ceil", False))))
+                shape = pool_groups(shape, k, stride, pad, o.get("ceil", False))[1]
             elif layer.kind == "residual":
                 body, _ = emit(layer.body, x, shape)
                 nodes.append(helper.make_node("Add", [x, body], [out]))

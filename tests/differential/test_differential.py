@@ -43,6 +43,22 @@ def test_onnx_file_computes_the_reference_forward(seed: int) -> None:
         assert np.allclose(got, want, atol=1e-4, rtol=1e-4), net.name
 
 
+def test_padded_and_ceil_mode_pools_compute_the_reference_forward() -> None:
+    """The generator's pools (2x2, the ResNet stem's padded 3x3, ceil_mode) agree with onnxruntime after tanh,
+    whose negative values tell -inf padding from zero padding."""
+    rng = np.random.default_rng(7)
+    seen = set()
+    for _ in range(30):
+        net = float32_net(random_cnn(rng, 3, "tanh", pool=True))
+        pools = [layer.onnx for layer in net.layers if layer.kind == "maxpool"]
+        seen |= {(o["k"], o["pad"], o["ceil"]) for o in pools}
+        sess = ort.InferenceSession(to_onnx(net).SerializeToString(), providers=["CPUExecutionProvider"])
+        x = rng.uniform(-1, 1, size=(8, net.n_inputs)).astype(np.float32)
+        got = np.concatenate([sess.run(None, {"X": xi.reshape(1, *net.input_shape)})[0].reshape(1, -1) for xi in x])
+        assert np.allclose(got, net.forward(x.astype(np.float64)), atol=1e-4, rtol=1e-4), pools
+    assert seen == {(2, 0, False), (3, 1, False), (2, 0, True)}
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_milp_minimum_is_exact(seed: int) -> None:
     """Never above any sampled value, attained (to the solver's tolerance) at its own minimiser."""
