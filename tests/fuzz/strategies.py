@@ -248,7 +248,10 @@ def odd_op_graphs(draw: st.DrawFn) -> bytes:
                  "dilations": [draw(st.integers(1, 3))] * 2, "group": draw(st.sampled_from([1, 2]))}
     elif op in ("MaxPool", "AveragePool"):
         attrs = {"kernel_shape": [draw(st.integers(1, 5))] * 2, "strides": [draw(st.integers(1, 3))] * 2,
-                 "pads": [draw(st.integers(0, 2))] * 4}
+                 "pads": draw(st.lists(st.integers(0, 2), min_size=4, max_size=4)),
+                 "ceil_mode": draw(st.integers(0, 1))}
+        if op == "MaxPool":
+            attrs["dilations"] = [draw(st.integers(1, 2))] * 2
     elif op == "Reshape":
         target = draw(st.lists(st.integers(-2, 9), min_size=0, max_size=4))
         inits.append(numpy_helper.from_array(np.array(target, np.int64), "shape"))
