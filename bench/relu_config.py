@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""ReLU-split branch and bound alone, under ReluSplitConfig overrides: one search per clause of one instance's
+first property, in turn (as `verify` runs them), with its verdict, seconds and domains; no attack before it and
+no other stage. Compares settings on the same instance without the rest of the flow's time in the figures.
+
+    python bench/relu_config.py mnist_fc onnx/mnist-net_256x4.onnx vnnlib/prop_3_0.05.vnnlib fsb_candidates=16
+        [--seconds 300] [--total 300] [--clauses 0,3] [--profile]
+
+--total: the whole run's budget; it stops at the first clause not proved (as `verify` does).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from per_process import resolve_bench  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench")
+    ap.add_argument("onnx", help="relative to the benchmark folder")
+    ap.add_argument("vnnlib", help="relative to the benchmark folder")
+    ap.add_argument("set", nargs="*", help="NAME=VALUE overrides of ReluSplitConfig fields")
+    ap.add_argument("--seconds", type=float, default=60.0, help="per clause")
+    ap.add_argument("--total", type=float, default=None, help="for the whole run; stops at the first clause not proved")
+    ap.add_argument("--clauses", default=None, help="comma-separated clause indices (default: all)")
+    ap.add_argument("--profile", action="store_true", help="print cProfile's top functions by cumulative time")
+    args = ap.parse_intermixed_args(argv)
+
+    import numpy as np
+    import torch
+
+    from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
+    from verifier.model.loader import load_model
+    from verifier.runtime import tune_process
+    from verifier.spec.vnnlib import load_spec
+
+    tune_process(1)
+    bench = resolve_bench(args.bench)
+    graph = load_model(str(bench / args.onnx), check=False).graph
+    prop = load_spec(str(bench / args.vnnlib)).properties[0]
+    xl, xu = torch.tensor(prop.lower, dtype=torch.float32), torch.tensor(prop.upper, dtype=torch.float32)
+    fields = {f.name: f for f in dataclasses.fields(ReluSplitConfig)}
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in fields:
+            ap.error(f"ReluSplitConfig has no field {name!r}")
+        overrides[name] = ast.literal_eval(value)
+    config = ReluSplitConfig(**overrides)
+    began = time.monotonic()
+    root = RootBounds(graph, xl, xu, began + 600, config)
+    which = range(len(prop.clauses)) if args.clauses is None else [int(c) for c in args.clauses.split(",")]
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+    domains, verdicts = 0, []
+    for j in which:
+        seconds = args.seconds if args.total is None else min(args.seconds, args.total - (time.monotonic() - began))
+        if seconds <= 0:
+            break
+        C = torch.from_numpy(np.asarray(prop.clauses[j].C)).float()
+        d = torch.from_numpy(np.asarray(prop.clauses[j].d)).float()
+        t0 = time.monotonic()
+        res = relu_split_bab(graph, xl, xu, C, d, t0 + seconds, lambda x: False, config, root=root)
+        domains += res.domains
+        verdicts.append(res.verdict)
+        print(f"clause {j}: {res.verdict} {time.monotonic() - t0:.1f} s, {res.domains} domains, "
+              f"margin {res.margin:.4f}", flush=True)
+        if args.total is not None and res.verdict != "unsat":
+            break
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+    settings = " ".join(args.set) or "defaults"
+    print(f"{args.onnx} {args.vnnlib} [{settings}]: {time.monotonic() - began:.1f} s, {domains} domains, "
+          f"{verdicts.count('unsat')}/{len(verdicts)} clauses proved")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
