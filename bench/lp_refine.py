@@ -10,21 +10,17 @@ alpha-CROWN steps per layer, as `RootBounds`). Needs highspy (`pip install 'veri
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from per_process import resolve_bench  # noqa: E402
+from per_process import instance_parser, load_instance  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench")
-    ap.add_argument("onnx", help="relative to the benchmark folder")
-    ap.add_argument("vnnlib", help="relative to the benchmark folder")
+    ap = instance_parser(__doc__)
     ap.add_argument("--seconds", type=float, default=60.0, help="LP time budget")
     ap.add_argument("--layers", type=int, default=None, help="refine this many layers from the second")
     ap.add_argument("--alpha-steps", type=int, default=20, help="alpha-CROWN steps per layer for 'before'")
@@ -40,15 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from verifier.bounds.crown import crown, relaxed_inputs
     from verifier.bounds.layerwise import layer_bounds
     from verifier.bounds.lp_refine import LpRefineConfig, refine_bounds_report
-    from verifier.model.loader import load_model
-    from verifier.runtime import tune_process
-    from verifier.spec.vnnlib import load_spec
 
-    tune_process(1)
-    bench = resolve_bench(args.bench)
-    graph = load_model(str(bench / args.onnx), check=False).graph
-    spec = load_spec(str(bench / args.vnnlib))
-    prop = spec.properties[0]
+    graph, prop = load_instance(args)
     xl = torch.tensor(prop.lower, dtype=torch.float32).reshape(1, -1)
     xu = torch.tensor(prop.upper, dtype=torch.float32).reshape(1, -1)
     # every clause's rows stacked; a clause is proved when one of its rows has lb > 0, the property when all are

@@ -48,6 +48,27 @@ def resolve_bench(name: str) -> Path:
     return path if path.exists() else DEFAULT_ROOT / name
 
 
+def instance_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments of a script about one instance: its benchmark (a name or a folder), then its onnx and
+    vnnlib files relative to that folder."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench")
+    ap.add_argument("onnx", help="relative to the benchmark folder")
+    ap.add_argument("vnnlib", help="relative to the benchmark folder")
+    return ap
+
+
+def load_instance(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The instance's graph (not checked against onnxruntime) and its spec's first property, on one thread."""
+    from verifier.model.loader import load_model
+    from verifier.runtime import tune_process
+    from verifier.spec.vnnlib import load_spec
+
+    tune_process(1)
+    bench = resolve_bench(args.bench)
+    return load_model(str(bench / args.onnx), check=False).graph, load_spec(str(bench / args.vnnlib)).properties[0]
+
+
 def read_rows(bench: Path) -> list[Row]:
     with (bench / "instances.csv").open() as fh:
         return [Row(r[0], r[1], float(r[2])) for r in csv.reader(fh) if r and not r[0].startswith("#")]

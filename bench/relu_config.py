@@ -10,7 +10,6 @@ no other stage. Compares settings on the same instance without the rest of the f
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import sys
@@ -19,14 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from per_process import resolve_bench  # noqa: E402
+from per_process import instance_parser, load_instance  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench")
-    ap.add_argument("onnx", help="relative to the benchmark folder")
-    ap.add_argument("vnnlib", help="relative to the benchmark folder")
+    ap = instance_parser(__doc__)
     ap.add_argument("set", nargs="*", help="NAME=VALUE overrides of ReluSplitConfig fields")
     ap.add_argument("--seconds", type=float, default=60.0, help="per clause")
     ap.add_argument("--total", type=float, default=None, help="for the whole run; stops at the first clause not proved")
@@ -38,14 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
-    from verifier.model.loader import load_model
-    from verifier.runtime import tune_process
-    from verifier.spec.vnnlib import load_spec
 
-    tune_process(1)
-    bench = resolve_bench(args.bench)
-    graph = load_model(str(bench / args.onnx), check=False).graph
-    prop = load_spec(str(bench / args.vnnlib)).properties[0]
+    graph, prop = load_instance(args)
     xl, xu = torch.tensor(prop.lower, dtype=torch.float32), torch.tensor(prop.upper, dtype=torch.float32)
     fields = {f.name: f for f in dataclasses.fields(ReluSplitConfig)}
     overrides = {}
