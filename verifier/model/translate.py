@@ -397,26 +397,7 @@ def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
         raise ctx.unsupported(f"input of per-sample shape {list(x.sample_shape)} (expects (C, H, W))")
     channels = x.sample_shape[0]
     kernel, stride, dilation = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.dilation)
-    top, left = _pair(pool.padding)
-    bottom, right = top, left
-    for pad in pads:  # asymmetric ONNX pads: torch's order, last dim first
-        if pad.mode != "constant" or float(pad.constant_value) != -math.inf:
-            raise ctx.unsupported(f"MaxPool after {pad.mode} padding with {pad.constant_value}")
-        p = [int(v) for v in pad.pads] + [0] * 4
-        left, right, top, bottom = left + p[0], right + p[1], top + p[2], bottom + p[3]
-    if top or bottom or left or right:
-        if dilation != (1, 1):
-            raise ctx.unsupported("padded MaxPool with dilation")
-        if max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]:
-            raise ctx.unsupported("MaxPool pads as large as its kernel (windows of padding only)")
-    if pool.ceil_mode:  # the last windows may run past the end: as many more rows/columns of padding as they need
-        if dilation != (1, 1):
-            raise ctx.unsupported("ceil_mode=1 with dilation")
-        (h, w), (out_h, out_w) = x.sample_shape[1:], out.shape[-2:]
-        if (out_h - 1) * stride[0] - top >= h or (out_w - 1) * stride[1] - left >= w:
-            raise ctx.unsupported("ceil_mode=1 with a window of padding only")
-        bottom = max(bottom, (out_h - 1) * stride[0] + kernel[0] - h - top)
-        right = max(right, (out_w - 1) * stride[1] + kernel[1] - w - left)
+    top, bottom, left, right = _max_pool_pads(ctx, pads, pool, x.sample_shape[1:], tuple(out.shape[-2:]))
     if top or bottom or left or right:
         x = _edge_pad_var(ctx, x, top, bottom, left, right)
     if kernel == (1, 1):
@@ -429,6 +410,35 @@ def _max_pool(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
         placed = _conv_var(ctx, relu, level.embed, None, f"_e{i}", 1, 0, 1, channels)
         x = ctx.emit_var("add", (placed, rest), placed.probe + rest.probe, f"_m{i}")
     return x.node
+
+
+def _max_pool_pads(ctx: _Ctx, pads: list[nn.Module], pool: nn.Module, hw: tuple[int, ...],
+                   out_hw: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) rows and columns of -inf padding a MaxPool reads: its own, the pad modules'
+    before it (asymmetric ONNX pads) and, with ceil_mode, as many more as its partial last windows need to
+    be whole. Refused where an edge copy could differ from -inf: dilation, or a window of padding only."""
+    kernel, stride, dilation = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.dilation)
+    top, left = _pair(pool.padding)
+    bottom, right = top, left
+    for pad in pads:  # asymmetric ONNX pads: torch's order, last dim first
+        if pad.mode != "constant" or float(pad.constant_value) != -math.inf:
+            raise ctx.unsupported(f"MaxPool after {pad.mode} padding with {pad.constant_value}")
+        p = [int(v) for v in pad.pads] + [0] * 4
+        left, right, top, bottom = left + p[0], right + p[1], top + p[2], bottom + p[3]
+    if top or bottom or left or right:
+        if dilation != (1, 1):
+            raise ctx.unsupported("padded MaxPool with dilation")
+        if max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]:
+            raise ctx.unsupported("MaxPool pads as large as its kernel (windows of padding only)")
+    if pool.ceil_mode:
+        if dilation != (1, 1):
+            raise ctx.unsupported("ceil_mode=1 with dilation")
+        (h, w), (out_h, out_w) = hw, out_hw
+        if (out_h - 1) * stride[0] - top >= h or (out_w - 1) * stride[1] - left >= w:
+            raise ctx.unsupported("ceil_mode=1 with a window of padding only")
+        bottom = max(bottom, (out_h - 1) * stride[0] + kernel[0] - h - top)
+        right = max(right, (out_w - 1) * stride[1] + kernel[1] - w - left)
+    return top, bottom, left, right
 
 
 def _edge_pad_var(ctx: _Ctx, x: _Var, top: int, bottom: int, left: int, right: int) -> _Var:
