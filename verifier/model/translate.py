@@ -442,28 +442,29 @@ def _max_pool_pads(ctx: _Ctx, pads: list[nn.Module], pool: nn.Module, hw: tuple[
 
 
 def _edge_pad_var(ctx: _Ctx, x: _Var, top: int, bottom: int, left: int, right: int) -> _Var:
-    """Edge padding of a (C, H, W) value: copies of its first and last rows, then columns, each picked by a
-    depthwise convolution (a one-hot kernel spanning the axis) and joined by a concat. This is MaxPool's
-    -inf padding in ops the bounds know: with pads smaller than the kernel and no dilation, a padded
-    window's copies are of elements inside the same window, and a maximum ignores repeats."""
+    """Edge padding of a (C, H, W) value: copies of its first and last rows, then columns (`_slice_var`),
+    joined by a concat. This is MaxPool's -inf padding in ops the bounds know: with pads smaller than the
+    kernel and no dilation, a padded window's copies are of elements inside the same window, and a maximum
+    ignores repeats."""
     for axis, before, after in ((1, top, bottom), (2, left, right)):
         if not before and not after:
             continue
-        c, h, w = x.sample_shape
-        size = (h, w)[axis - 1]
-        shape = (c, 1, size, 1) if axis == 1 else (c, 1, 1, size)
-
-        def edge(index: int, tag: str, source: _Var = x, shape: tuple[int, ...] = shape,
-                 size: int = size) -> _Var:
-            weight = torch.zeros(shape, dtype=DTYPE)
-            weight.view(shape[0], size)[:, index] = 1.0
-            return _conv_var(ctx, source, weight, None, tag, 1, 0, 1, shape[0])
-
-        parts = ([edge(0, f"_edge{axis}_{i}") for i in range(before)] + [x]
-                 + [edge(size - 1, f"_edge{axis}_{before + i}") for i in range(after)])
+        last = x.sample_shape[axis] - 1
+        parts = ([_slice_var(ctx, x, axis, 0, f"_edge{axis}_{i}") for i in range(before)] + [x]
+                 + [_slice_var(ctx, x, axis, last, f"_edge{axis}_{before + i}") for i in range(after)])
         x = ctx.emit_var("concat", tuple(parts), torch.cat([v.probe for v in parts], dim=axis + 1), f"_edge{axis}",
                          attrs={"axis": axis, "sizes": tuple(v.sample_shape[axis] for v in parts)})
     return x
+
+
+def _slice_var(ctx: _Ctx, x: _Var, axis: int, index: int, suffix: str) -> _Var:
+    """Row (axis 1) or column (axis 2) `index` of a (C, H, W) value: a depthwise convolution whose one-hot
+    kernel spans that axis."""
+    c, size = x.sample_shape[0], x.sample_shape[axis]
+    shape = (c, 1, size, 1) if axis == 1 else (c, 1, 1, size)
+    weight = torch.zeros(shape, dtype=DTYPE)
+    weight.view(c, size)[:, index] = 1.0
+    return _conv_var(ctx, x, weight, None, suffix, 1, 0, 1, c)
 
 
 def _batch_norm(ctx: _Ctx, inputs: list[Value], out: torch.Tensor) -> str:
