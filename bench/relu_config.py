@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--total", type=float, default=None, help="for the whole run; stops at the first clause not proved")
     ap.add_argument("--clauses", default=None, help="comma-separated clause indices (default: all)")
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions by cumulative time")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="of the search's tensors")
+    ap.add_argument("--progress", type=float, default=None, metavar="S",
+                    help="every S seconds: domains bounded, open, and the worst open bound")
     args = ap.parse_intermixed_args(argv)
 
     import numpy as np
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     from verifier.bab.relu_split import ReluSplitConfig, RootBounds, relu_split_bab
 
     graph, prop = load_instance(args)
-    xl, xu = torch.tensor(prop.lower, dtype=torch.float32), torch.tensor(prop.upper, dtype=torch.float32)
+    dtype = getattr(torch, args.dtype)
+    xl, xu = torch.tensor(prop.lower, dtype=dtype), torch.tensor(prop.upper, dtype=dtype)
     fields = {f.name: f for f in dataclasses.fields(ReluSplitConfig)}
     overrides = {}
     for item in args.set:
@@ -59,10 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds = args.seconds if args.total is None else min(args.seconds, args.total - (time.monotonic() - began))
         if seconds <= 0:
             break
-        C = torch.from_numpy(np.asarray(prop.clauses[j].C)).float()
-        d = torch.from_numpy(np.asarray(prop.clauses[j].d)).float()
+        C = torch.from_numpy(np.asarray(prop.clauses[j].C)).to(dtype)
+        d = torch.from_numpy(np.asarray(prop.clauses[j].d)).to(dtype)
         t0 = time.monotonic()
-        res = relu_split_bab(graph, xl, xu, C, d, t0 + seconds, lambda x: False, config, root=root)
+        res = relu_split_bab(graph, xl, xu, C, d, t0 + seconds, lambda x: False, config, root=root,
+                             tick=None if args.progress is None else _ticker(args.progress, t0))
         domains += res.domains
         verdicts.append(res.verdict)
         print(f"clause {j}: {res.verdict} {time.monotonic() - t0:.1f} s, {res.domains} domains, "
@@ -78,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.onnx} {args.vnnlib} [{settings}]: {time.monotonic() - began:.1f} s, {domains} domains, "
           f"{verdicts.count('unsat')}/{len(verdicts)} clauses proved")
     return 0
+
+
+def _ticker(every: float, t0: float):
+    """A tick that prints the search's state at most every `every` seconds (how fast the worst bound rises)."""
+    last = [t0]
+
+    def tick(bounded: int, open_: int, worst: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            print(f"  {now - t0:6.1f} s: {bounded} bounded, {open_} open, worst open bound {worst:.4f}", flush=True)
+
+    return tick
 
 
 if __name__ == "__main__":
