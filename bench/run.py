@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import statistics
 import sys
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(not_found(args.bench), file=sys.stderr)
         return 3
     from verifier.api import verify
+    from verifier.errors import InputError
+    from verifier.result import Result
     from verifier.model.loader import load_model
     from verifier.runtime import tune_process
 
@@ -109,14 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     tally: Counter[str] = Counter()
     deciders: Counter[str] = Counter()
     walls: list[float] = []
-    for onnx_rel, spec_rel, timeout in rows:
+    for row in rows:
+        onnx_rel, spec_rel, timeout = (row + ["", "", "nan"])[:3]
         if (onnx_rel, spec_rel) in done:
             continue
         t0, cpu0 = time.monotonic(), time.process_time()
-        if onnx_rel not in models:
-            models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
-        res = verify(models[onnx_rel], str(bench / spec_rel), timeout=float(timeout) * args.timeout_scale,
-                     method=args.method, device=args.device, bab=args.bab, semantics=args.semantics)
+        try:  # a bad row (a missing file, a header, a timeout that is no number) is an error row, not a stop
+            if len(row) != 3:
+                raise InputError(f"instances.csv row {row!r}: expected onnx,vnnlib,timeout")
+            if onnx_rel not in models:
+                models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
+            res = verify(models[onnx_rel], str(bench / spec_rel), timeout=float(timeout) * args.timeout_scale,
+                         method=args.method, device=args.device, bab=args.bab, semantics=args.semantics)
+        except InputError as e:
+            res = Result("error", message=str(e))
+        except ValueError as e:  # the timeout column
+            res = Result("error", message=f"instances.csv row {row!r}: {e}")
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         walls.append(wall)
         exp = expected.get((onnx_rel, spec_rel), "?")
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if res.method:
             deciders[res.method] += 1
         if log is not None:
-            log.writerow([onnx_rel, spec_rel, float(timeout) * args.timeout_scale, res.verdict, res.method or "",
+            log.writerow([onnx_rel, spec_rel, _number(timeout) * args.timeout_scale, res.verdict, res.method or "",
                           exp, f"{wall:.3f}", int(wrong), res.message.replace("\n", " ")])
         flag = "  <-- WRONG" if wrong else ""
         msg = f" ({res.message})" if res.verdict == "error" else ""
@@ -138,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     if walls:
         print(f"wall: total {sum(walls):.1f}s median {statistics.median(walls):.3f}s")
     return 1 if tally["WRONG"] else 0
+
+
+def _number(text: str) -> float:
+    """A row's timeout as a number (nan when it is none), for the CSV log."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 if __name__ == "__main__":
