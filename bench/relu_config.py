@@ -4,7 +4,7 @@ first property, in turn (as `verify` runs them), with its verdict, seconds and d
 no other stage. Compares settings on the same instance without the rest of the flow's time in the figures.
 
     python bench/relu_config.py mnist_fc onnx/mnist-net_256x4.onnx vnnlib/prop_3_0.05.vnnlib fsb_candidates=16
-        [--seconds 300] [--total 300] [--clauses 0,3] [--profile]
+        [--seconds 300] [--total 300] [--clauses 0,3] [--profile] [--dtype float64] [--progress 10]
 
 --total: the whole run's budget; it stops at the first clause not proved (as `verify` does).
 """

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     deciders: Counter[str] = Counter()
     walls: list[float] = []
     for row in rows:
-        onnx_rel, spec_rel, timeout = (row + ["", "", "nan"])[:3]
+        onnx_rel, spec_rel, timeout = (row + ["", "", ""])[:3]
         if (onnx_rel, spec_rel) in done:
             continue
         t0, cpu0 = time.monotonic(), time.process_time()
