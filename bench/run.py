@@ -117,17 +117,18 @@ def main(argv: list[str] | None = None) -> int:
         if (onnx_rel, spec_rel) in done:
             continue
         t0, cpu0 = time.monotonic(), time.process_time()
+        seconds = _number(timeout) * args.timeout_scale
         try:  # a bad row (a missing file, a header, a timeout that is no number) is an error row, not a stop
             if len(row) != 3:
                 raise InputError(f"instances.csv row {row!r}: expected onnx,vnnlib,timeout")
             if onnx_rel not in models:
                 models[onnx_rel] = load_model(str(bench / onnx_rel), check=False)
-            res = verify(models[onnx_rel], str(bench / spec_rel), timeout=float(timeout) * args.timeout_scale,
+            if math.isnan(seconds):
+                raise InputError(f"instances.csv row {row!r}: the timeout {timeout!r} is not a number")
+            res = verify(models[onnx_rel], str(bench / spec_rel), timeout=seconds,
                          method=args.method, device=args.device, bab=args.bab, semantics=args.semantics)
         except InputError as e:
             res = Result("error", message=str(e))
-        except ValueError as e:  # the timeout column
-            res = Result("error", message=f"instances.csv row {row!r}: {e}")
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         walls.append(wall)
         exp = expected.get((onnx_rel, spec_rel), "?")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         if res.method:
             deciders[res.method] += 1
         if log is not None:
-            log.writerow([onnx_rel, spec_rel, _number(timeout) * args.timeout_scale, res.verdict, res.method or "",
+            log.writerow([onnx_rel, spec_rel, seconds, res.verdict, res.method or "",
                           exp, f"{wall:.3f}", int(wrong), res.message.replace("\n", " ")])
         flag = "  <-- WRONG" if wrong else ""
         msg = f" ({res.message})" if res.verdict == "error" else ""
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _number(text: str) -> float:
-    """A row's timeout as a number (nan when it is none), for the CSV log."""
+    """A row's timeout as a number (nan when it is none)."""
     try:
         return float(text)
     except ValueError:
